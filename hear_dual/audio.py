@@ -1,0 +1,133 @@
+"""Frontend constants and index math, in numpy float64, shared by every backend.
+
+Nothing here imports a deep-learning framework. The window, the windowed DFT matrix and the mel
+filterbank are computed once in float64 from the spec and cast once to the spec's frontend precision,
+so every backend multiplies by bit-identical constants. Padding, chunking and timestamps are integer arithmetic on
+sample counts, so no backend can drift from another at any length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from hear_dual.spec import Spec, SpecError
+
+
+def hann_periodic(length: int) -> np.ndarray:
+    n = np.arange(length, dtype=np.float64)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / length)
+
+
+def windowed_dft_matrix(win_length: int, n_fft: int) -> np.ndarray:
+    """(win_length, 2 * n_bins): columns [0, n_bins) give Re, [n_bins, 2 n_bins) give Im of the DFT."""
+    n = np.arange(win_length)[:, None]
+    k = np.arange(n_fft // 2 + 1)[None, :]
+    # Reduce n*k modulo n_fft in integers first: the angle stays exact for long windows.
+    angle = 2.0 * np.pi * ((n * k) % n_fft) / n_fft
+    window = hann_periodic(win_length)[:, None]
+    return np.concatenate([window * np.cos(angle), -window * np.sin(angle)], axis=1)
+
+
+def hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float,
+                   norm: str = "slaney") -> np.ndarray:
+    """(n_bins, n_mels) triangles linear in Hz, corners equally spaced on the HTK mel scale."""
+    bin_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    corners = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    lower, centre, upper = corners[:-2], corners[1:-1], corners[2:]
+    rising = (bin_hz[:, None] - lower) / (centre - lower)
+    falling = (upper - bin_hz[:, None]) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if norm == "slaney":
+        weights *= 2.0 / (upper - lower)
+    empty = np.flatnonzero(weights.sum(axis=0) == 0)
+    if empty.size:
+        raise SpecError(f"mel bands {empty.tolist()} contain no DFT bin: use fewer mels, a larger n_fft "
+                        "or a higher f_min")
+    return weights
+
+
+@lru_cache(maxsize=8)
+def _frontend_constants(spec_json: str) -> dict[str, np.ndarray]:
+    spec = Spec.from_json(spec_json)
+    fe = spec.frontend
+    dft = windowed_dft_matrix(fe["win_length"], fe["n_fft"])
+    mel = mel_filterbank(spec.sample_rate, fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
+    dtype = np.dtype(fe["precision"])
+    constants = {"frontend.dft": dft.astype(dtype), "frontend.mel": mel.astype(dtype)}
+    for array in constants.values():
+        array.setflags(write=False)
+    return constants
+
+
+def frontend_constants(spec: Spec) -> dict[str, np.ndarray]:
+    """The constants every backend multiplies by (in frontend.precision), keyed by checkpoint name."""
+    return _frontend_constants(spec.to_json())
+
+
+# --- framing, padding, chunking, timestamps -------------------------------------------------------
+
+def num_timestamps(spec: Spec, n_samples: int) -> int:
+    """Timestamps at 0, hop, 2 hop, ... up to the last one not after the final sample."""
+    return (n_samples - 1) // spec.hop_samples + 1 if n_samples > 0 else 0
+
+
+def timestamps_ms(spec: Spec, n_samples: int) -> np.ndarray:
+    """float32 milliseconds, each computed from its own index (no accumulated rounding)."""
+    k = np.arange(num_timestamps(spec, n_samples), dtype=np.float64)
+    return (k * spec.hop_samples * 1000.0 / spec.sample_rate).astype(np.float32)
+
+
+def padded_input_length(spec: Spec, n_outputs: int) -> int:
+    """Samples of (padded) audio the encoder needs to produce exactly n_outputs embeddings."""
+    return spec.hop_samples * (n_outputs - 1) + spec.receptive_field_samples
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Timestamps [out_start, out_stop) come from audio[src_start:src_stop] with explicit zero padding."""
+    out_start: int
+    out_stop: int
+    src_start: int
+    src_stop: int
+    pad_left: int
+    pad_right: int
+
+    @property
+    def n_outputs(self) -> int:
+        return self.out_stop - self.out_start
+
+    @property
+    def input_length(self) -> int:
+        return self.pad_left + (self.src_stop - self.src_start) + self.pad_right
+
+
+def chunk_plan(spec: Spec, n_samples: int, chunk_timestamps: int) -> list[Chunk]:
+    """Split a clip into chunks of at most chunk_timestamps outputs with receptive-field overlap.
+
+    Output k sees padded samples [k * hop, k * hop + receptive_field), and the padded signal is the clip
+    with spec.pad_left zeros before it and zeros after it. So every chunk is an exact slice of that
+    padded signal: chunked and whole-clip results are the same computation.
+    """
+    if chunk_timestamps < 1:
+        raise ValueError(f"chunk_timestamps must be >= 1, got {chunk_timestamps}")
+    total = num_timestamps(spec, n_samples)
+    chunks = []
+    for out_start in range(0, total, chunk_timestamps):
+        out_stop = min(out_start + chunk_timestamps, total)
+        begin = out_start * spec.hop_samples - spec.pad_left      # in clip coordinates
+        end = begin + padded_input_length(spec, out_stop - out_start)
+        src_start, src_stop = max(begin, 0), min(end, n_samples)
+        chunks.append(Chunk(out_start, out_stop, src_start, src_stop,
+                            pad_left=src_start - begin, pad_right=end - src_stop))
+    return chunks

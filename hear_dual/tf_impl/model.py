@@ -1,0 +1,126 @@
+"""hear-dual in TensorFlow 2. Mirrors hear_dual/torch_impl/model.py op for op; layout here is (batch, time, channels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from hear_dual.audio import frontend_constants
+from hear_dual.checkpoint import read_checkpoint
+from hear_dual.spec import Spec
+
+
+def to_tf_layout(name: str, array: np.ndarray) -> np.ndarray:
+    """The one place where canonical (ONNX/torch) layouts become TF layouts: conv1d OIW -> WIO."""
+    if name.endswith(".weight") and array.ndim == 3:
+        return np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
+    return array
+
+
+# Reversing the axes is its own inverse.
+from_tf_layout = to_tf_layout
+
+
+class LogMel(tf.Module):
+    """Frames by reshape (win_length is a multiple of hop), then one matmul with the windowed DFT."""
+
+    def __init__(self, spec: Spec):
+        super().__init__(name="frontend")
+        constants = frontend_constants(spec)
+        self.dft = tf.constant(constants["frontend.dft"])
+        self.mel = tf.constant(constants["frontend.mel"])
+        self.hop = spec.frontend["hop_length"]
+        self.blocks_per_frame = spec.frontend["win_length"] // self.hop
+        self.n_bins = spec.n_bins
+        self.log_offset = spec.frontend["log_offset"]
+
+    def __call__(self, audio: tf.Tensor) -> tf.Tensor:
+        # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
+        # amplify float32 rounding there into cross-framework drift.
+        audio = tf.cast(audio, self.dft.dtype)
+        blocks = tf.reshape(audio, [tf.shape(audio)[0], -1, self.hop])
+        n_frames = tf.shape(blocks)[1] - self.blocks_per_frame + 1
+        frames = tf.concat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], axis=2)
+        spectrum = tf.matmul(frames, self.dft)
+        real, imag = spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
+        power = real * real + imag * imag
+        log_mel = tf.math.log(tf.matmul(power, self.mel) + self.log_offset)
+        return tf.cast(log_mel, tf.float32)
+
+
+class Conv1d(tf.Module):
+    """Always VALID: the only padding in the model is the explicit one in hear_dual.audio.chunk_plan."""
+
+    def __init__(self, name, params, stride, dilation):
+        super().__init__(name=name)
+        self.kernel = tf.Variable(to_tf_layout(f"{name}.weight", params[f"{name}.weight"]), trainable=False, name="weight")
+        self.bias = tf.Variable(params[f"{name}.bias"], trainable=False, name="bias")
+        self.stride, self.dilation = stride, dilation
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        x = tf.nn.convolution(x, self.kernel, strides=self.stride, padding="VALID", dilations=self.dilation)
+        return x + self.bias
+
+
+class BatchNorm(tf.Module):
+    """Inference batch norm written out with the spec's eps (Keras' default eps differs)."""
+
+    def __init__(self, name, params, eps):
+        super().__init__(name=name)
+        for p in ("weight", "bias", "running_mean", "running_var"):
+            setattr(self, p, tf.Variable(params[f"{name}.{p}"], trainable=False, name=p))
+        self.eps = eps
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        scale = self.weight / tf.sqrt(self.running_var + self.eps)
+        return (x - self.running_mean) * scale + self.bias
+
+
+class GELU(tf.Module):
+    def __init__(self, name, approximate: str):
+        super().__init__(name=name)
+        self.approximate = approximate == "tanh"
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.gelu(x, approximate=self.approximate)
+
+
+def make_layer(layer, params) -> tf.Module:
+    if layer.op == "conv1d":
+        return Conv1d(layer.name, params, layer.stride, layer.dilation)
+    if layer.op == "batchnorm":
+        return BatchNorm(layer.name, params, layer.eps)
+    if layer.op == "gelu":
+        return GELU(layer.name, layer.approximate)
+    raise ValueError(f"op {layer.op!r} is not implemented by the TensorFlow backend")
+
+
+class HearDualModel(tf.Module):
+    """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
+
+    def __init__(self, spec: Spec, params: dict, chunk_timestamps: int = 750):
+        super().__init__(name=spec.name.replace("-", "_"))
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.timestamp_embedding_size = spec.timestamp_embedding_size
+        self.scene_embedding_size = spec.scene_embedding_size
+        self.chunk_timestamps = chunk_timestamps
+        self.frontend = LogMel(spec)
+        self.layers = [make_layer(layer, params) for layer in spec.layers]
+        # One trace serves every batch size and length: both dimensions are left unknown.
+        self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32)],
+                                  reduce_retracing=True)
+
+    def forward(self, audio: tf.Tensor) -> tf.Tensor:
+        x = self.frontend(audio)
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def load_model(model_file_path: str = "") -> HearDualModel:
+    checkpoint = read_checkpoint(model_file_path)
+    model = HearDualModel(checkpoint.spec, checkpoint.params)
+    model.checkpoint_path = checkpoint.path
+    model.checkpoint_sha256 = checkpoint.sha256
+    return model

@@ -1,0 +1,60 @@
+"""The HEAR 2021 API in PyTorch: load_model, get_timestamp_embeddings, get_scene_embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hear_dual.audio import chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.inputs import check_audio_layout, check_finite
+from hear_dual.torch_impl.model import HearDualModel, load_model
+
+__all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings"]
+
+
+def _as_audio_tensor(audio) -> torch.Tensor:
+    if not isinstance(audio, torch.Tensor):
+        array = np.asarray(audio)
+        check_audio_layout(array.shape, array.dtype.name, array.dtype.kind)
+        audio = torch.from_numpy(np.ascontiguousarray(array))
+    dtype_name = str(audio.dtype).removeprefix("torch.")
+    kind = "f" if audio.is_floating_point() else "c" if audio.is_complex() else "b" if audio.dtype == torch.bool else "i"
+    check_audio_layout(tuple(audio.shape), dtype_name, kind)
+    audio = audio.to(torch.float32).contiguous()
+    check_finite(torch.isfinite(audio).all(dim=1).cpu().numpy())
+    return audio
+
+
+def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
+    audio = _as_audio_tensor(audio)
+    model.to(audio.device)
+    n_sounds, n_samples = audio.shape
+    spec = model.spec
+    pieces = []
+    with torch.inference_mode():
+        if n_sounds:
+            for chunk in chunk_plan(spec, n_samples, model.chunk_timestamps):
+                x = F.pad(audio[:, chunk.src_start : chunk.src_stop], (chunk.pad_left, chunk.pad_right))
+                pieces.append(model(x))
+    n_out = num_timestamps(spec, n_samples)
+    if pieces:
+        embeddings = torch.cat(pieces, dim=1)
+    else:
+        embeddings = torch.zeros((0, n_out, model.timestamp_embedding_size), device=audio.device)
+    timestamps = torch.from_numpy(timestamps_ms(spec, n_samples)).to(audio.device).repeat(n_sounds, 1)
+    return embeddings, timestamps
+
+
+def pool_scene(embeddings: torch.Tensor, pooling: list[str]) -> torch.Tensor:
+    pooled = {"mean": lambda e: e.mean(dim=1), "max": lambda e: e.amax(dim=1)}
+    return torch.cat([pooled[p](embeddings) for p in pooling], dim=1)
+
+
+def get_scene_embeddings(audio, model: HearDualModel) -> torch.Tensor:
+    """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
+    embeddings, _ = get_timestamp_embeddings(audio, model)
+    if embeddings.shape[0] == 0:
+        return torch.zeros((0, model.scene_embedding_size), device=embeddings.device)
+    return pool_scene(embeddings, model.spec.scene_pooling)

@@ -1,0 +1,117 @@
+"""hear-dual in PyTorch. Mirrors hear_dual/tf_impl/model.py op for op; layout here is (batch, channels, time)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hear_dual.audio import frontend_constants
+from hear_dual.checkpoint import read_checkpoint
+from hear_dual.spec import Spec
+
+
+class LogMel(nn.Module):
+    """Frames by reshape (win_length is a multiple of hop), then one matmul with the windowed DFT."""
+
+    def __init__(self, spec: Spec):
+        super().__init__()
+        constants = frontend_constants(spec)
+        self.register_buffer("dft", torch.from_numpy(constants["frontend.dft"].copy()))
+        self.register_buffer("mel", torch.from_numpy(constants["frontend.mel"].copy()))
+        self.hop = spec.frontend["hop_length"]
+        self.blocks_per_frame = spec.frontend["win_length"] // self.hop
+        self.n_bins = spec.n_bins
+        self.log_offset = spec.frontend["log_offset"]
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
+        # amplify float32 rounding there into cross-framework drift.
+        audio = audio.to(self.dft.dtype)
+        blocks = audio.reshape(audio.shape[0], -1, self.hop)
+        n_frames = blocks.shape[1] - self.blocks_per_frame + 1
+        frames = torch.cat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], dim=2)
+        spectrum = frames @ self.dft
+        real, imag = spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
+        power = real * real + imag * imag
+        log_mel = torch.log(power @ self.mel + self.log_offset)
+        return log_mel.to(torch.float32).transpose(1, 2)
+
+
+class Conv1d(nn.Conv1d):
+    """Always VALID: the only padding in the model is the explicit one in hear_dual.audio.chunk_plan."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, dilation):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation)
+
+
+class BatchNorm(nn.Module):
+    """Inference batch norm written out, so export keeps its four tensors under their spec names."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.running_mean = nn.Parameter(torch.zeros(channels), requires_grad=False)
+        self.running_var = nn.Parameter(torch.ones(channels), requires_grad=False)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight / torch.sqrt(self.running_var + self.eps)
+        return (x - self.running_mean[:, None]) * scale[:, None] + self.bias[:, None]
+
+
+class GELU(nn.Module):
+    def __init__(self, approximate: str):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate=self.approximate)
+
+
+def make_layer(layer) -> nn.Module:
+    if layer.op == "conv1d":
+        return Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.dilation)
+    if layer.op == "batchnorm":
+        return BatchNorm(layer.channels, layer.eps)
+    if layer.op == "gelu":
+        return GELU(layer.approximate)
+    raise ValueError(f"op {layer.op!r} is not implemented by the torch backend")
+
+
+class HearDualModel(nn.Module):
+    """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
+
+    def __init__(self, spec: Spec, chunk_timestamps: int = 750):
+        super().__init__()
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.timestamp_embedding_size = spec.timestamp_embedding_size
+        self.scene_embedding_size = spec.scene_embedding_size
+        self.chunk_timestamps = chunk_timestamps
+        self.frontend = LogMel(spec)
+        self.layer_names = [layer.name for layer in spec.layers]
+        for layer in spec.layers:
+            self.add_module(layer.name, make_layer(layer))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = self.frontend(audio)
+        for name in self.layer_names:
+            x = getattr(self, name)(x)
+        return x.transpose(1, 2)
+
+    def load_parameters(self, params: dict) -> "HearDualModel":
+        """params in canonical layout, keyed by spec names (torch uses the canonical layout as is)."""
+        state = {name: torch.from_numpy(array.copy()) for name, array in params.items()}
+        state |= {f"frontend.{k}": v for k, v in self.frontend.state_dict().items()}
+        self.load_state_dict(state, strict=True)
+        return self.eval()
+
+
+def load_model(model_file_path: str = "") -> HearDualModel:
+    checkpoint = read_checkpoint(model_file_path)
+    model = HearDualModel(checkpoint.spec).load_parameters(checkpoint.params)
+    model.checkpoint_path = checkpoint.path
+    model.checkpoint_sha256 = checkpoint.sha256
+    return model.requires_grad_(False)
