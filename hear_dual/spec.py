@@ -26,7 +26,11 @@ class SpecError(ValueError):
 
 
 def _spec_dir():
-    return resources.files("hear_dual._spec")
+    """Installed: the package hear_dual._spec (pyproject maps spec/ there). Source checkout: spec/."""
+    try:
+        return resources.files("hear_dual._spec")
+    except ModuleNotFoundError:
+        return resources.files("hear_dual").joinpath("..", "spec")
 
 
 def load_schema() -> dict:
@@ -99,7 +103,7 @@ class Spec:
     def sha256(self) -> str:
         return spec_sha256(self.raw)
 
-    # --- derived geometry (all in integers; see SPEC.md, "Framing and timestamps") ---
+    # --- derived geometry (all in integers; see SPEC.md, "Framing, padding and timestamps") ---
     @property
     def n_bins(self) -> int:
         return self.frontend["n_fft"] // 2 + 1
@@ -237,6 +241,9 @@ def _validate(raw: dict) -> None:
                         f"{channels * len(emb['scene_pooling'])}")
     if raw["track"] == "compact" and max(emb["timestamp_embedding_size"], emb["scene_embedding_size"]) > 64:
         raise SpecError("compact track embeddings must be at most 64 wide")
+    from hear_dual.audio import mel_filterbank  # raises SpecError for an empty band
+
+    mel_filterbank(raw["sample_rate"], fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
     rf = _receptive_field_frames(raw["encoder"])
     if (fe["hop_length"] * (rf - 1) + fe["win_length"]) % 2:
         raise SpecError("receptive field in samples must be even so embeddings centre on a whole sample")

@@ -53,8 +53,8 @@ class Conv1d(tf.Module):
 
     def __init__(self, name, params, stride, dilation):
         super().__init__(name=name)
-        self.kernel = tf.Variable(to_tf_layout(f"{name}.weight", params[f"{name}.weight"]), trainable=False, name="weight")
-        self.bias = tf.Variable(params[f"{name}.bias"], trainable=False, name="bias")
+        self.kernel = tf.Variable(to_tf_layout(f"{name}.weight", params[f"{name}.weight"]), trainable=False, name=f"{name}.weight")
+        self.bias = tf.Variable(params[f"{name}.bias"], trainable=False, name=f"{name}.bias")
         self.stride, self.dilation = stride, dilation
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
@@ -68,7 +68,7 @@ class BatchNorm(tf.Module):
     def __init__(self, name, params, eps):
         super().__init__(name=name)
         for p in ("weight", "bias", "running_mean", "running_var"):
-            setattr(self, p, tf.Variable(params[f"{name}.{p}"], trainable=False, name=p))
+            setattr(self, p, tf.Variable(params[f"{name}.{p}"], trainable=False, name=f"{name}.{p}"))
         self.eps = eps
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,78 @@
+"""The ONNX checkpoint: contents, embedded spec, the weight round trip torch -> ONNX -> TF, loading."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from hear_dual.checkpoint import (GRAPH_INPUT, GRAPH_OUTPUT, META_SPEC, META_SPEC_SHA256, CheckpointError,
+                                  checkpoint_path, read_checkpoint)
+from hear_dual.spec import Spec
+
+
+def test_default_checkpoint_embeds_its_spec():
+    path = checkpoint_path()
+    graph = onnx.load(path)
+    meta = {p.key: p.value for p in graph.metadata_props}
+    spec = Spec.from_json(meta[META_SPEC])
+    assert spec.to_json() == Spec.builtin("hear-dual-base").to_json()
+    assert meta[META_SPEC_SHA256] == spec.sha256
+    assert [i.name for i in graph.graph.input] == [GRAPH_INPUT]
+    assert [o.name for o in graph.graph.output] == [GRAPH_OUTPUT]
+    assert {p.key for p in graph.metadata_props} >= {"hear_dual.format", "hear_dual.spec_version"}
+
+
+def test_load_model_empty_path_is_the_shipped_default(torch_model):
+    assert read_checkpoint("").path == read_checkpoint().path == checkpoint_path() == torch_model.checkpoint_path
+
+
+def test_weights_round_trip_bit_for_bit(spec, torch_model, tf_model):
+    """ONNX initializers == torch parameters == TF variables (converted back), bit for bit."""
+    from hear_dual.tf_impl.model import from_tf_layout
+
+    initializers = {i.name: numpy_helper.to_array(i) for i in onnx.load(checkpoint_path()).graph.initializer}
+    torch_state = {k: v.numpy() for k, v in torch_model.state_dict().items()}
+    tf_vars = {v.name.split(":")[0]: v.numpy() for v in tf_model.variables}
+    assert set(spec.parameter_shapes) <= set(initializers)
+    for name, shape in spec.parameter_shapes.items():
+        onnx_value = initializers[name]
+        assert onnx_value.shape == shape and onnx_value.dtype == np.float32
+        np.testing.assert_array_equal(torch_state[name], onnx_value)
+        assert onnx_value.tobytes() == from_tf_layout(name, tf_vars[name]).tobytes()
+
+
+def test_weights_are_realistic(spec):
+    """Untrained, but at trained-like scales: He-init convs, non-trivial biases and statistics."""
+    params = read_checkpoint().params
+    for layer in spec.layers:
+        if layer.op == "conv1d":
+            std = params[f"{layer.name}.weight"].std()
+            assert 0.7 < std / np.sqrt(2 / (layer.in_channels * layer.kernel_size)) < 1.3
+            assert np.abs(params[f"{layer.name}.bias"]).max() > 0
+        if layer.op == "batchnorm":
+            assert params[f"{layer.name}.running_var"].std() > 0
+            assert np.abs(params[f"{layer.name}.running_mean"]).max() > 0.01
+
+
+def test_export_round_trip_preserves_given_weights(tmp_path, spec):
+    """write_checkpoint (a torch.onnx export in a subprocess) stores exactly the weights it was given."""
+    from hear_dual.export import seeded_parameters, write_checkpoint
+
+    params = seeded_parameters(spec, seed=123)
+    params["norm3.running_var"] = np.linspace(0.5, 2.0, 384, dtype=np.float32)
+    path = write_checkpoint(spec, params, tmp_path / "seed123.onnx")
+    loaded = read_checkpoint(path).params
+    assert set(loaded) == set(params)
+    for name in params:
+        assert loaded[name].tobytes() == params[name].tobytes(), name
+
+
+def test_missing_file_and_non_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(tmp_path / "nope.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00" * 10 + b"not a model")
+    with pytest.raises(CheckpointError, match="junk.onnx"):
+        read_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="regular file"):
+        read_checkpoint(tmp_path)

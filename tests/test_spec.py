@@ -1,0 +1,114 @@
+"""Spec validation: the shipped specs pass, each kind of broken spec fails with a message naming the field."""
+
+import copy
+import json
+
+import pytest
+
+from hear_dual.spec import BUILTIN_VARIANTS, Spec, SpecError, load_schema
+
+
+@pytest.fixture
+def raw(spec):
+    return copy.deepcopy(spec.raw)
+
+
+@pytest.mark.parametrize("variant", BUILTIN_VARIANTS)
+def test_builtin_specs_validate(variant):
+    spec = Spec.builtin(variant)
+    assert spec.name == variant
+    assert spec.to_json() == Spec.from_json(spec.to_json()).to_json()
+
+
+def test_schema_is_a_valid_json_schema():
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(load_schema())
+
+
+def test_base_model_meets_the_design_bounds(spec):
+    assert spec.sample_rate == 16000
+    assert spec.hop_ms <= 50 and spec.hop_samples * 1000 % spec.sample_rate == 0  # whole samples, whole ms
+    assert spec.receptive_field_samples >= 0.5 * spec.sample_rate
+    assert 256 <= spec.timestamp_embedding_size <= 2048
+    assert spec.scene_embedding_size <= 6144
+    assert spec.flops_per_second <= 0.5e9
+    assert spec.tolerance <= 2e-5
+
+
+def test_derived_geometry_matches_a_hand_count(spec):
+    # conv strides 1,2,1,2,1,1,1,1 -> 4; frontend hop 160 -> 640 samples
+    assert spec.total_stride == 4 and spec.hop_samples == 640
+    # RF frames: 1 + 4*1 + 2*1 + 2*2 + 2*2 + 2*4 + 2*2*4 + 2*4*4 + 0 = 71
+    assert spec.receptive_field_frames == 71
+    assert spec.receptive_field_samples == 160 * 70 + 480
+    assert spec.pad_left == spec.receptive_field_samples // 2
+
+
+def test_parameter_count_matches_the_shapes(spec):
+    expected = 0
+    for layer in spec.layers:
+        if layer.op == "conv1d":
+            expected += layer.out_channels * (layer.in_channels * layer.kernel_size + 1)
+        elif layer.op == "batchnorm":
+            expected += 4 * layer.channels
+    assert spec.parameter_count == expected
+
+
+def _break(raw, path, value):
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("spec_version",), "9.9", "unsupported spec_version"),
+    (("sample_rate",), 8000, "sample_rate"),
+    (("frontend", "window"), "hamming", "frontend/window"),
+    (("frontend", "log_offset"), KeyError, "log_offset"),
+    (("frontend", "precision"), "float16", "frontend/precision"),
+    (("frontend", "n_fft"), 512, "n_fft"),
+    (("frontend", "hop_length"), 170, "multiple"),
+    (("frontend", "f_max"), 9000.0, "f_max"),
+    (("encoder", 1, "op"), "conv2d", "encoder/1"),
+    (("encoder", 1, "padding"), "same", "encoder/1"),
+    (("encoder", 1, "in_channels"), 65, "in_channels"),
+    (("encoder", 4, "dilation"), 2, "stride and dilation"),
+    (("encoder", 3, "approximate"), "sigmoid", "encoder/3"),
+    (("encoder", 2, "eps"), 0, "encoder/2"),
+    (("encoder", 2, "name"), "conv0", "duplicate"),
+    (("encoder", 2, "name"), "frontend", "encoder/2/name"),
+    (("embedding", "timestamp_embedding_size"), 256, "timestamp_embedding_size"),
+    (("embedding", "scene_embedding_size"), 512, "scene_embedding_size"),
+    (("embedding", "scene_pooling"), ["median"], "scene_pooling"),
+    (("parity", "tolerance"), 1e-3, "parity/tolerance"),
+    (("extra_field",), 1, "extra_field"),
+])
+def test_broken_specs_are_rejected_with_the_field_named(raw, path, value, message):
+    with pytest.raises(SpecError, match=message):
+        Spec(_break(raw, path, value))
+
+
+def test_empty_mel_band_is_rejected(raw):
+    # 241 bins 33 Hz apart cannot give 200 non-empty bands between 60 Hz and 7.8 kHz
+    raw["frontend"]["n_mels"] = raw["encoder"][0]["channels"] = raw["encoder"][1]["in_channels"] = 200
+    with pytest.raises(SpecError, match="contain no DFT bin"):
+        Spec(raw)
+
+
+def test_invalid_json_is_a_spec_error():
+    with pytest.raises(SpecError, match="not valid JSON"):
+        Spec.from_json("{not json")
+    with pytest.raises(SpecError, match="JSON object"):
+        Spec.from_json(json.dumps([1, 2]))
+
+
+def test_compact_track_limits_width(raw):
+    raw["track"] = "compact"
+    with pytest.raises(SpecError, match="compact"):
+        Spec(raw)

@@ -1,0 +1,21 @@
+"""The organizers' own check: hear-validator 2021.0.6 on both modules, default and explicit weights."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from hear_dual.checkpoint import checkpoint_path
+
+
+@pytest.mark.parametrize("module", ["hear_dual.torch_impl", "hear_dual.tf_impl"])
+@pytest.mark.parametrize("weights", ["default", "explicit"])
+def test_hear_validator_passes(module, weights, tmp_path):
+    exe = shutil.which("hear-validator")
+    assert exe, ("hear-validator is not installed: pip install --no-deps --ignore-requires-python "
+                 "hearvalidator==2021.0.6 (the README's test command does this)")
+    args = [exe, module] + (["-m", checkpoint_path()] if weights == "explicit" else [])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    run = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert run.returncode == 0 and "Looks good!" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
