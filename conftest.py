@@ -28,12 +28,20 @@ def tf_model():
 
 
 @pytest.fixture(scope="session")
-def backends(torch_model, tf_model):
+def onnx_model():
+    import hear_dual.onnx_impl as backend
+
+    return backend.load_model()
+
+
+@pytest.fixture(scope="session")
+def backends(torch_model, tf_model, onnx_model):
     """name -> (module, loaded model) for every backend of the HEAR API."""
+    import hear_dual.onnx_impl as onnx_backend
     import hear_dual.tf_impl as tf_backend
     import hear_dual.torch_impl as torch_backend
 
-    return {"torch": (torch_backend, torch_model), "tf": (tf_backend, tf_model)}
+    return {"torch": (torch_backend, torch_model), "tf": (tf_backend, tf_model), "onnx": (onnx_backend, onnx_model)}
 
 
 @pytest.fixture

@@ -72,6 +72,91 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
+def _environment() -> dict:
+    import os
+    import platform
+
+    from hear_dual import __version__
+
+    versions = {}
+    for package in ("numpy", "torch", "tensorflow", "onnxruntime", "onnx", "tf2onnx"):
+        module = sys.modules.get(package)
+        if module is not None:
+            versions[package] = getattr(module, "__version__", "?")
+    return {"hear_dual": __version__, "python": platform.python_version(), "machine": platform.machine(),
+            "cpu_count": os.cpu_count(), "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(default)"),
+            "versions": versions}
+
+
+def format_summary(summary: list[dict]) -> str:
+    lines = []
+    for pair in dict.fromkeys(r["pair"] for r in summary):
+        group = [r for r in summary if r["pair"] == pair]
+        worst = max(r["max_rel_diff"] for r in group)
+        lines.append(f"\n{pair}   (worst relative diff {worst:.3g})")
+        lines.append(f"  {'input':<18} {'cases':>5} {'max abs diff':>13} {'max rel diff':>13} {'min cosine':>18} "
+                     f"{'timestamps':>10}  result")
+        for r in group:
+            lines.append(f"  {r['input']:<18} {r['cases']:>5} {r['max_abs_diff']:>13.3g} {r['max_rel_diff']:>13.3g} "
+                         f"{r['min_cosine']:>18.15f} {'equal' if r['timestamps_identical'] else 'DIFFER':>10}  "
+                         f"{'pass' if r['passed'] else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def cmd_parity(args) -> int:
+    """The parity matrix on a checkpoint: every backend pair x input class x length x batch size."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tqdm import tqdm
+
+    from hear_dual.parity import BATCHES, LENGTHS_S, Backend, input_batch, run_matrix, summarise
+    from hear_dual.signals import SIGNAL_KINDS
+
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    lengths = {k: v for k, v in LENGTHS_S.items() if not args.quick or k in ("short", "2.74s")}
+    batches = (1, 3) if args.quick else BATCHES
+    inputs = list(SIGNAL_KINDS) + ([] if args.no_speech else ["speech"])
+    with tempfile.TemporaryDirectory() as tmp:
+        tf2onnx_path = None
+        if "tf2onnx" in names:
+            from hear_dual.tf_export import export_tf_graph
+
+            tf2onnx_path = export_tf_graph(args.weights, os.path.join(tmp, "tf2onnx.onnx"))
+        backends = {name: Backend(name, args.weights, tf2onnx_path) for name in names}
+        spec = backends[names[0]].spec
+        if "speech" in inputs and input_batch("speech", 1, 10, spec.sample_rate) is None:
+            inputs.remove("speech")
+        with tqdm(total=len(inputs) * len(lengths) * len(batches), desc="parity", unit="case",
+                  disable=args.json or not sys.stderr.isatty()) as bar:
+            rows = run_matrix(backends, inputs, lengths, batches, progress=lambda *_: bar.update())
+    summary = summarise(rows)
+    downstream = None
+    if not args.no_speech:
+        from hear_dual.downstream import backend_probe_agreement
+
+        downstream = backend_probe_agreement(backends)
+    passed = all(r["passed"] for r in rows)
+    report = {"model": spec.name, "spec_sha256": spec.sha256, "tolerance": spec.tolerance,
+              "min_cosine": spec.min_cosine, "backends": names, "inputs": inputs, "lengths": lengths,
+              "batches": list(batches), "passed": passed, "summary": summary, "downstream": downstream,
+              "environment": _environment(), "rows": rows}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"parity of {spec.name} (spec {spec.sha256[:12]}): gate max|a-b| <= {spec.tolerance:g} * "
+              f"max(1, max|ref|), cosine >= {spec.min_cosine}, timestamps identical; {len(rows)} comparisons")
+        print(format_summary(summary))
+        if downstream:
+            print("\ndownstream: probe fitted on one backend's scene embeddings, applied to the other's")
+            for pair, result in downstream.items():
+                print(f"  {pair:<20} identical predictions {result['identical_predictions']:.1%} "
+                      f"(accuracy {result['accuracy_a']:.3f} vs {result['accuracy_b']:.3f}, n={result['n_test']})")
+        print(f"\n{'PASS' if passed else 'FAIL'}")
+    return 0 if passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hear-dual", description="hear-dual: one spec, torch and TF backends.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--weights", default="", help="checkpoint path (default: shipped hear-dual-base)")
     demo.add_argument("--seconds", type=float, default=3.0, help="length of the generated sounds")
     demo.set_defaults(func=cmd_demo)
+
+    parity = sub.add_parser("parity", help="the parity matrix: torch, tf, onnx and tf2onnx, pair by pair")
+    parity.add_argument("--weights", default="", help="checkpoint path (default: shipped hear-dual-base)")
+    parity.add_argument("--backends", default="torch,tf,onnx,tf2onnx", help="comma-separated subset")
+    parity.add_argument("--quick", action="store_true", help="lengths short and 2.74 s, batch sizes 1 and 3")
+    parity.add_argument("--no-speech", action="store_true", help="skip FSDD speech and the downstream probe")
+    parity.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    parity.set_defaults(func=cmd_parity)
+
+    from hear_dual.compare import add_compare_parser
+
+    add_compare_parser(sub)
     return parser
 
 

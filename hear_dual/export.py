@@ -18,8 +18,16 @@ import tempfile
 import numpy as np
 
 from hear_dual.audio import chunk_plan, padded_input_length
-from hear_dual.checkpoint import (FORMAT_VERSION, GRAPH_INPUT, GRAPH_OUTPUT, META_FORMAT, META_SPEC,
-                                  META_SPEC_SHA256, META_SPEC_VERSION, read_checkpoint)
+from hear_dual.checkpoint import (
+    FORMAT_VERSION,
+    GRAPH_INPUT,
+    GRAPH_OUTPUT,
+    META_FORMAT,
+    META_SPEC,
+    META_SPEC_SHA256,
+    META_SPEC_VERSION,
+    read_checkpoint,
+)
 from hear_dual.signals import SIGNAL_KINDS, make_signal
 from hear_dual.spec import Spec
 

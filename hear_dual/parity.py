@@ -45,3 +45,111 @@ def agreement(ref, other, tol: float, min_cosine: float) -> Agreement:
     max_rel = max_abs / max(1.0, float(np.abs(ref).max()))
     min_cos = float(cosine_rows(ref, other).min())
     return Agreement(max_abs, max_rel, min_cos, max_rel <= tol and min_cos >= min_cosine)
+
+
+# --- the parity matrix: every backend pair x input class x length x batch size ------------------------
+
+BACKENDS = ("torch", "tf", "onnx", "tf2onnx")
+LENGTHS_S = {"short": 400 / 16000, "0.99s": 0.99, "1s": 1.0, "2.74s": 2.74, "60s": 60.0}
+BATCHES = (1, 3, 16)
+
+
+class Backend:
+    """One implementation of the HEAR API, run on numpy audio, giving numpy outputs.
+
+    Scene embeddings are pooled by the backend's own pool_scene from its own timestamp embeddings, so
+    each audio batch is embedded once per backend.
+    """
+
+    def __init__(self, name: str, weights: str = "", tf2onnx_path: str | None = None):
+        self.name = name
+        if name == "torch":
+            import hear_dual.torch_impl as module
+        elif name == "tf":
+            import hear_dual.tf_impl as module
+        elif name in ("onnx", "tf2onnx"):
+            import hear_dual.onnx_impl as module
+        else:
+            raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")
+        self.module = module
+        if name == "tf2onnx":
+            from hear_dual.tf_export import load_tf2onnx_model
+
+            if tf2onnx_path is None:
+                raise ValueError("the tf2onnx backend needs the path of a graph from hear_dual.tf_export")
+            self.model = load_tf2onnx_model(tf2onnx_path)
+        else:
+            self.model = module.load_model(weights)
+        self.spec = self.model.spec
+
+    def embed(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        embeddings, timestamps = self.module.get_timestamp_embeddings(audio, self.model)
+        scene = self.module.pool_scene(embeddings, self.spec.scene_pooling)
+        return tuple(np.asarray(x.cpu() if hasattr(x, "cpu") else x) for x in (embeddings, timestamps, scene))
+
+
+def input_batch(kind: str, n_sounds: int, n_samples: int, sample_rate: int, seed: int = 0) -> np.ndarray | None:
+    """A synthetic signal batch, or for kind 'speech' FSDD recordings strung together (None without FSDD)."""
+    from hear_dual.signals import signal_batch
+
+    if kind != "speech":
+        return signal_batch(kind, n_sounds, n_samples, sample_rate, seed)
+    from hear_dual.datasets import fsdd_batch
+
+    clips = fsdd_batch(sample_rate, n_clips=24, seed=seed)
+    if clips is None:
+        return None
+    flat = np.concatenate([c[np.abs(c) > 0] if np.any(c) else c for c in clips])
+    reps = int(np.ceil(n_sounds * n_samples / flat.size))
+    flat = np.tile(flat, reps)
+    return np.stack([np.roll(flat, -i * 7919)[:n_samples] for i in range(n_sounds)]).astype(np.float32)
+
+
+def compare_outputs(spec, ref: tuple, other: tuple) -> dict:
+    (re, rt, rs), (oe, ot, os_) = ref, other
+    stamp = agreement(re, oe, spec.tolerance, spec.min_cosine)
+    scene = agreement(rs, os_, spec.tolerance, spec.min_cosine)
+    same_times = rt.shape == ot.shape and np.array_equal(rt, ot)
+    return {"timestamp": stamp.as_dict(), "scene": scene.as_dict(), "timestamps_identical": bool(same_times),
+            "passed": bool(stamp.passed and scene.passed and same_times)}
+
+
+def run_matrix(backends: dict, inputs, lengths: dict, batches, progress=None) -> list[dict]:
+    """Rows of {pair, input, length, batch, timestamp, scene, timestamps_identical, passed}."""
+    from itertools import combinations
+
+    names = list(backends)
+    spec = backends[names[0]].spec
+    rows = []
+    for kind in inputs:
+        for length_name, seconds in lengths.items():
+            n_samples = max(1, int(round(seconds * spec.sample_rate)))
+            for batch in batches:
+                audio = input_batch(kind, batch, n_samples, spec.sample_rate)
+                if audio is None:
+                    continue
+                outputs = {name: backend.embed(audio) for name, backend in backends.items()}
+                for a, b in combinations(names, 2):
+                    rows.append({"pair": f"{a} vs {b}", "input": kind, "length": length_name, "batch": batch}
+                                | compare_outputs(spec, outputs[a], outputs[b]))
+                if progress:
+                    progress(kind, length_name, batch)
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One row per (pair, input class): worst values over lengths and batch sizes."""
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["pair"], row["input"]), []).append(row)
+    table = []
+    for (pair, kind), group in groups.items():
+        table.append({
+            "pair": pair, "input": kind, "cases": len(group),
+            "max_abs_diff": max(max(r["timestamp"]["max_abs_diff"], r["scene"]["max_abs_diff"]) for r in group),
+            "max_rel_diff": max(max(r["timestamp"]["max_rel_diff"], r["scene"]["max_rel_diff"]) for r in group),
+            "min_cosine": min(min(r["timestamp"]["min_cosine"], r["scene"]["min_cosine"]) for r in group),
+            "timestamps_identical": all(r["timestamps_identical"] for r in group),
+            "passed": all(r["passed"] for r in group),
+        })
+    return table

@@ -85,7 +85,7 @@ class Spec:
         self.min_cosine: float = self.raw["parity"]["min_cosine"]
 
     @classmethod
-    def from_json(cls, text: str) -> "Spec":
+    def from_json(cls, text: str) -> Spec:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as e:
@@ -93,7 +93,7 @@ class Spec:
         return cls(raw)
 
     @classmethod
-    def builtin(cls, variant: str = "hear-dual-base") -> "Spec":
+    def builtin(cls, variant: str = "hear-dual-base") -> Spec:
         return cls.from_json(builtin_spec_json(variant))
 
     def to_json(self) -> str:

@@ -5,8 +5,15 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from hear_dual.checkpoint import (GRAPH_INPUT, GRAPH_OUTPUT, META_SPEC, META_SPEC_SHA256, CheckpointError,
-                                  checkpoint_path, read_checkpoint)
+from hear_dual.checkpoint import (
+    GRAPH_INPUT,
+    GRAPH_OUTPUT,
+    META_SPEC,
+    META_SPEC_SHA256,
+    CheckpointError,
+    checkpoint_path,
+    read_checkpoint,
+)
 from hear_dual.spec import Spec
 
 

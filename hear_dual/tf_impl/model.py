@@ -1,6 +1,11 @@
-"""hear-dual in TensorFlow 2. Mirrors hear_dual/torch_impl/model.py op for op; layout here is (batch, time, channels)."""
+"""hear-dual in TensorFlow 2. Mirrors hear_dual/torch_impl/model.py op for op.
+
+Layout here is (batch, time, channels): TF's CPU convolutions want channels last.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -27,8 +32,9 @@ class LogMel(tf.Module):
     def __init__(self, spec: Spec):
         super().__init__(name="frontend")
         constants = frontend_constants(spec)
-        self.dft = tf.constant(constants["frontend.dft"])
-        self.mel = tf.constant(constants["frontend.mel"])
+        # Variables, not captured constants: exporters (tf2onnx) freeze variables into the graph.
+        self.dft = tf.Variable(constants["frontend.dft"], trainable=False, name="frontend.dft")
+        self.mel = tf.Variable(constants["frontend.mel"], trainable=False, name="frontend.mel")
         self.hop = spec.frontend["hop_length"]
         self.blocks_per_frame = spec.frontend["win_length"] // self.hop
         self.n_bins = spec.n_bins
@@ -53,7 +59,8 @@ class Conv1d(tf.Module):
 
     def __init__(self, name, params, stride, dilation):
         super().__init__(name=name)
-        self.kernel = tf.Variable(to_tf_layout(f"{name}.weight", params[f"{name}.weight"]), trainable=False, name=f"{name}.weight")
+        kernel = to_tf_layout(f"{name}.weight", params[f"{name}.weight"])
+        self.kernel = tf.Variable(kernel, trainable=False, name=f"{name}.weight")
         self.bias = tf.Variable(params[f"{name}.bias"], trainable=False, name=f"{name}.bias")
         self.stride, self.dilation = stride, dilation
 
@@ -77,12 +84,17 @@ class BatchNorm(tf.Module):
 
 
 class GELU(tf.Module):
+    """The spec's formulas written out: tf.nn.gelu's exact variant uses erfc, which differs from torch's erf
+    form in rounding and which tf2onnx cannot export."""
+
     def __init__(self, name, approximate: str):
         super().__init__(name=name)
-        self.approximate = approximate == "tanh"
+        self.approximate = approximate
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.nn.gelu(x, approximate=self.approximate)
+        if self.approximate == "tanh":
+            return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+        return 0.5 * x * (1.0 + tf.math.erf(x * math.sqrt(0.5)))
 
 
 def make_layer(layer, params) -> tf.Module:
@@ -108,7 +120,7 @@ class HearDualModel(tf.Module):
         self.frontend = LogMel(spec)
         self.layers = [make_layer(layer, params) for layer in spec.layers]
         # One trace serves every batch size and length: both dimensions are left unknown.
-        self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32)],
+        self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")],
                                   reduce_retracing=True)
 
     def forward(self, audio: tf.Tensor) -> tf.Tensor:

@@ -19,7 +19,8 @@ def _as_audio_tensor(audio) -> torch.Tensor:
         check_audio_layout(array.shape, array.dtype.name, array.dtype.kind)
         audio = torch.from_numpy(np.ascontiguousarray(array))
     dtype_name = str(audio.dtype).removeprefix("torch.")
-    kind = "f" if audio.is_floating_point() else "c" if audio.is_complex() else "b" if audio.dtype == torch.bool else "i"
+    is_bool = audio.dtype == torch.bool
+    kind = "f" if audio.is_floating_point() else "c" if audio.is_complex() else "b" if is_bool else "i"
     check_audio_layout(tuple(audio.shape), dtype_name, kind)
     audio = audio.to(torch.float32).contiguous()
     check_finite(torch.isfinite(audio).all(dim=1).cpu().numpy())

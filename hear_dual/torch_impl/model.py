@@ -101,7 +101,7 @@ class HearDualModel(nn.Module):
             x = getattr(self, name)(x)
         return x.transpose(1, 2)
 
-    def load_parameters(self, params: dict) -> "HearDualModel":
+    def load_parameters(self, params: dict) -> HearDualModel:
         """params in canonical layout, keyed by spec names (torch uses the canonical layout as is)."""
         state = {name: torch.from_numpy(array.copy()) for name, array in params.items()}
         state |= {f"frontend.{k}": v for k, v in self.frontend.state_dict().items()}

@@ -1,0 +1,74 @@
+"""The HEAR 2021 API on ONNX Runtime: numpy in, numpy out. Needs neither torch nor TensorFlow.
+
+It runs the checkpoint's own graph (the torch export), or any graph that maps the spec's padded audio
+chunk to timestamp embeddings (e.g. tf_impl exported with tf2onnx, see hear_dual.tf_export).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hear_dual.audio import chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.checkpoint import CheckpointError, read_checkpoint
+from hear_dual.inputs import check_numpy_audio
+from hear_dual.spec import Spec
+
+__all__ = ["OnnxModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings"]
+
+
+class OnnxModel:
+    """Same attributes as the torch and TF models; `encode` maps a padded chunk to embeddings."""
+
+    def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int = 750):
+        import onnxruntime as ort
+
+        self.spec = spec
+        self.sample_rate = spec.sample_rate
+        self.timestamp_embedding_size = spec.timestamp_embedding_size
+        self.scene_embedding_size = spec.scene_embedding_size
+        self.chunk_timestamps = chunk_timestamps
+        self.session = ort.InferenceSession(graph, providers=providers or ["CPUExecutionProvider"])
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"graph must have one input and one output, has {len(inputs)} and {len(outputs)}")
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+
+    def encode(self, padded: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: padded})[0]
+
+
+def load_model(model_file_path: str = "", providers=None) -> OnnxModel:
+    checkpoint = read_checkpoint(model_file_path)
+    try:
+        model = OnnxModel(checkpoint.spec, checkpoint.model_bytes, providers)
+    except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
+        raise CheckpointError(f"{checkpoint.path}: onnxruntime cannot run the graph ({type(e).__name__}: {e})") from e
+    model.checkpoint_path, model.checkpoint_sha256 = checkpoint.path, checkpoint.sha256
+    return model
+
+
+def get_timestamp_embeddings(audio, model: OnnxModel) -> tuple[np.ndarray, np.ndarray]:
+    """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
+    audio = check_numpy_audio(audio)
+    n_sounds, n_samples = audio.shape
+    spec = model.spec
+    embeddings = np.zeros((n_sounds, num_timestamps(spec, n_samples), model.timestamp_embedding_size), np.float32)
+    if n_sounds:
+        for chunk in chunk_plan(spec, n_samples, model.chunk_timestamps):
+            x = np.pad(audio[:, chunk.src_start : chunk.src_stop], ((0, 0), (chunk.pad_left, chunk.pad_right)))
+            embeddings[:, chunk.out_start : chunk.out_stop] = model.encode(x)
+    timestamps = np.tile(timestamps_ms(spec, n_samples), (n_sounds, 1))
+    return embeddings, timestamps
+
+
+def pool_scene(embeddings: np.ndarray, pooling: list[str]) -> np.ndarray:
+    pooled = {"mean": lambda e: e.mean(axis=1, dtype=np.float32), "max": lambda e: e.max(axis=1)}
+    return np.concatenate([pooled[p](embeddings) for p in pooling], axis=1)
+
+
+def get_scene_embeddings(audio, model: OnnxModel) -> np.ndarray:
+    """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
+    embeddings, _ = get_timestamp_embeddings(audio, model)
+    if embeddings.shape[0] == 0:
+        return np.zeros((0, model.scene_embedding_size), np.float32)
+    return pool_scene(embeddings, model.spec.scene_pooling)

@@ -1,0 +1,191 @@
+"""Every bad checkpoint gives one CheckpointError (a ValueError) naming the file and the problem;
+nothing in a checkpoint is ever executed; a fuzzed file is either a working model or a CheckpointError."""
+
+import json
+import os
+import pickle
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import helper, numpy_helper
+
+from hear_dual.checkpoint import META_SPEC, META_SPEC_SHA256, CheckpointError, checkpoint_path, read_checkpoint
+from hear_dual.spec import spec_sha256
+
+LOADERS = ["torch", "tf", "onnx"]
+
+
+def loader(name):
+    if name == "torch":
+        import hear_dual.torch_impl as m
+    elif name == "tf":
+        import hear_dual.tf_impl as m
+    else:
+        import hear_dual.onnx_impl as m
+    return m
+
+
+@pytest.fixture(scope="module")
+def good_bytes():
+    with open(checkpoint_path(), "rb") as f:
+        return f.read()
+
+
+def edited(tmp_path, edit, name="edited.onnx"):
+    graph = onnx.load(checkpoint_path())
+    edit(graph)
+    path = tmp_path / name
+    onnx.save(graph, path)
+    return path
+
+
+def set_meta(graph, key, value):
+    for prop in graph.metadata_props:
+        if prop.key == key:
+            prop.value = value
+
+
+def edit_spec(edit):
+    def apply(graph):
+        meta = {p.key: p.value for p in graph.metadata_props}
+        raw = json.loads(meta[META_SPEC])
+        edit(raw)
+        set_meta(graph, META_SPEC, json.dumps(raw))
+        set_meta(graph, META_SPEC_SHA256, spec_sha256(raw))
+    return apply
+
+
+def replace_initializer(name, array):
+    def apply(graph):
+        init = next(i for i in graph.graph.initializer if i.name == name)
+        init.CopyFrom(numpy_helper.from_array(array, name))
+    return apply
+
+
+def drop_initializer(name):
+    def apply(graph):
+        keep = [i for i in graph.graph.initializer if i.name != name]
+        del graph.graph.initializer[:]
+        graph.graph.initializer.extend(keep)
+    return apply
+
+
+def add_initializer(name, array):
+    def apply(graph):
+        graph.graph.initializer.append(numpy_helper.from_array(array, name))
+    return apply
+
+
+def poison_weight(graph):
+    init = next(i for i in graph.graph.initializer if i.name == "conv1.weight")
+    array = numpy_helper.to_array(init).copy()
+    array[0, 0, 0] = np.nan
+    init.CopyFrom(numpy_helper.from_array(array, init.name))
+
+
+BAD_EDITS = {
+    "no hear-dual metadata": (lambda g: g.metadata_props.__delitem__(slice(None)), "not a hear-dual checkpoint"),
+    "invalid embedded spec": (edit_spec(lambda raw: raw["frontend"].update(window="hamming")), "embedded spec"),
+    "unsupported spec version": (edit_spec(lambda raw: raw.update(spec_version="2.0")), "spec_version"),
+    "spec hash mismatch": (lambda g: set_meta(g, META_SPEC_SHA256, "0" * 64), "hash"),
+    "missing parameter": (drop_initializer("norm2.running_var"), "missing parameters"),
+    "extra parameter": (add_initializer("conv9.weight", np.zeros((3, 3, 3), np.float32)), "unexpected"),
+    "wrong shape": (replace_initializer("conv0.bias", np.zeros(127, np.float32)), "shape"),
+    "wrong type": (replace_initializer("conv0.bias", np.zeros(128, np.float64)), "DOUBLE"),
+    "non-finite weight": (poison_weight, "non-finite"),
+    "frontend differs": (replace_initializer("frontend.mel", np.zeros((241, 64), np.float64)), "frontend.mel"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_EDITS)
+def test_bad_checkpoints_are_rejected_by_name(case, tmp_path):
+    edit, message = BAD_EDITS[case]
+    path = edited(tmp_path, edit)
+    with pytest.raises(CheckpointError, match=message) as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("backend", LOADERS)
+def test_every_backend_raises_the_same_error(backend, tmp_path):
+    path = edited(tmp_path, BAD_EDITS["missing parameter"][0])
+    with pytest.raises(CheckpointError, match="missing parameters"):
+        loader(backend).load_model(str(path))
+    with pytest.raises(FileNotFoundError):
+        loader(backend).load_model(str(tmp_path / "absent.onnx"))
+
+
+def test_not_a_file(tmp_path):
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_checkpoint(tmp_path)
+
+
+def test_empty_truncated_random_and_foreign_files(tmp_path, good_bytes):
+    cases = {
+        "empty.onnx": b"",
+        "truncated.onnx": good_bytes[: len(good_bytes) // 3],
+        "random.onnx": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CheckpointError) as info:
+            read_checkpoint(tmp_path / name)
+        assert name in str(info.value)
+    foreign = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])]))
+    onnx.save(foreign, tmp_path / "foreign.onnx")
+    with pytest.raises(CheckpointError, match="not a hear-dual checkpoint"):
+        read_checkpoint(tmp_path / "foreign.onnx")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.mkdir, (os.environ["HEAR_DUAL_PWNED"],))
+
+
+def test_a_pickle_renamed_onnx_is_rejected_and_never_executed(tmp_path, monkeypatch):
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("HEAR_DUAL_PWNED", str(marker))
+    path = tmp_path / "evil.onnx"
+    path.write_bytes(pickle.dumps(_Exploit()))
+    for backend in LOADERS:
+        with pytest.raises(CheckpointError):
+            loader(backend).load_model(str(path))
+    assert not marker.exists()
+
+
+def test_external_data_is_refused(tmp_path):
+    def externalise(graph):
+        init = next(i for i in graph.graph.initializer if i.name == "conv0.bias")
+        init.data_location = onnx.TensorProto.EXTERNAL
+        init.ClearField("raw_data")
+        init.external_data.add(key="location", value="/etc/passwd")
+    path = edited(tmp_path, externalise)
+    with pytest.raises(CheckpointError, match="external data"):
+        read_checkpoint(path)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_checkpoints_load_and_work_or_raise_checkpoint_error(data, good_bytes, tmp_path):
+    raw = bytearray(good_bytes)
+    for _ in range(data.draw(st.integers(1, 8), label="mutations")):
+        position = data.draw(st.integers(0, len(raw) - 1), label="position")
+        raw[position] = data.draw(st.integers(0, 255), label="byte")
+    if data.draw(st.booleans(), label="truncate"):
+        raw = raw[: data.draw(st.integers(0, len(raw)), label="length")]
+    path = tmp_path / "fuzzed.onnx"
+    path.write_bytes(bytes(raw))
+    backend = loader(data.draw(st.sampled_from(["torch", "onnx"]), label="backend"))
+    try:
+        model = backend.load_model(str(path))
+    except CheckpointError:
+        return
+    embeddings, _ = backend.get_timestamp_embeddings(np.zeros((1, 4000), np.float32), model)
+    embeddings = np.asarray(embeddings)
+    assert embeddings.shape == (1, 7, 512) and np.isfinite(embeddings).all()
