@@ -93,6 +93,18 @@ def padded_input_length(spec: Spec, n_outputs: int) -> int:
     return spec.hop_samples * (n_outputs - 1) + spec.receptive_field_samples
 
 
+MAX_CHUNK_SECONDS_PER_SOUND = 30.0
+CHUNK_SECONDS_PER_BATCH = 120.0
+
+
+def auto_chunk_timestamps(spec: Spec, n_sounds: int) -> int:
+    """Timestamps per sound per chunk: about 2 minutes of audio across the batch, at most 30 s per sound,
+    at least 1 s. Bounds memory for any batch and length; results do not depend on it (chunking is exact)."""
+    per_second = spec.sample_rate / spec.hop_samples
+    per_sound = CHUNK_SECONDS_PER_BATCH * per_second / max(1, n_sounds)
+    return int(min(MAX_CHUNK_SECONDS_PER_SOUND * per_second, max(per_second, per_sound)))
+
+
 @dataclass(frozen=True)
 class Chunk:
     """Timestamps [out_start, out_stop) come from audio[src_start:src_stop] with explicit zero padding."""

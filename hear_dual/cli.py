@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hear_dual.compare import add_compare_parser
 
     add_compare_parser(sub)
+
+    from hear_dual.embed import add_embed_parser
+
+    add_embed_parser(sub)
     return parser
 
 

@@ -19,6 +19,8 @@ def check_audio_layout(shape: tuple, dtype_name: str, dtype_kind: str) -> None:
 
 
 def check_finite(finite_per_sound: np.ndarray) -> None:
+    """finite_per_sound[i] is False when sound i holds a NaN or an infinity. Backends compute it from float64
+    row sums, one pass: NaN and inf propagate through a sum, and float32 rows cannot overflow float64."""
     bad = np.flatnonzero(~np.asarray(finite_per_sound, dtype=bool))
     if bad.size:
         listed = ", ".join(str(i) for i in bad[:10]) + (" ..." if bad.size > 10 else "")
@@ -30,5 +32,20 @@ def check_numpy_audio(audio) -> np.ndarray:
     array = np.asarray(audio)
     check_audio_layout(array.shape, array.dtype.name, array.dtype.kind)
     array = np.ascontiguousarray(array, dtype=np.float32)
-    check_finite(np.isfinite(array).all(axis=1))
+    check_finite(np.isfinite(array.sum(axis=1, dtype=np.float64)))
     return array
+
+
+PAIRWISE_METRICS = ("l1", "l2")
+
+
+def check_pairwise(shape1: tuple, shape2: tuple, metric: str) -> int:
+    """Validate pairwise_distance inputs; return how many rows of emb1 to take per block (bounded memory)."""
+    if metric not in PAIRWISE_METRICS:
+        raise ValueError(f"metric must be one of {PAIRWISE_METRICS}, got {metric!r}")
+    if len(shape1) != 3 or len(shape2) != 3:
+        raise ValueError(f"embeddings must be 3-D (n, n_frames, D), got shapes {tuple(shape1)} and {tuple(shape2)}")
+    if tuple(shape1[1:]) != tuple(shape2[1:]):
+        raise ValueError(f"embeddings must agree on (n_frames, D), got {tuple(shape1[1:])} and {tuple(shape2[1:])}")
+    per_row = max(1, shape2[0] * shape1[1] * shape1[2])
+    return max(1, (1 << 24) // per_row)  # about 64 MiB of float32 differences per block

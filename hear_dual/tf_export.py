@@ -32,20 +32,19 @@ META_EXPORTER = "hear_dual.exporter"
 def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], np.ndarray]]:
     """Arrays a correct export may hold, each with the parameters it accounts for.
 
-    Grappler and tf2onnx fold constants: batch norm's weight / sqrt(running_var + eps) becomes one tensor,
-    and a convolution's bias minus the next batch norm's running_mean another. IEEE float32 add, subtract,
+    Grappler and tf2onnx fold constants: batch norm's scale = weight / sqrt(running_var + eps) and
+    shift = bias - running_mean * scale become tensors of their own. IEEE float32 add, subtract, multiply,
     sqrt and divide are correctly rounded, so numpy's float32 results must match those bit for bit.
     """
     facts = [((name,), array) for name, array in frontend_constants(spec).items()]
     facts += [((name,), array) for name, array in params.items()]
-    for layer, following in zip(spec.layers, spec.layers[1:] + [None]):
+    for layer in spec.layers:
         if layer.op == "batchnorm":
-            w, v = params[f"{layer.name}.weight"], params[f"{layer.name}.running_var"]
-            facts.append(((f"{layer.name}.weight", f"{layer.name}.running_var"),
-                          (w / np.sqrt(v + np.float32(layer.eps))).astype(np.float32)))
-        if layer.op == "conv1d" and following is not None and following.op == "batchnorm":
-            b, m = params[f"{layer.name}.bias"], params[f"{following.name}.running_mean"]
-            facts.append(((f"{layer.name}.bias", f"{following.name}.running_mean"), (b - m).astype(np.float32)))
+            w, b = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]
+            m, v = params[f"{layer.name}.running_mean"], params[f"{layer.name}.running_var"]
+            scale = (w / np.sqrt(v + np.float32(layer.eps))).astype(np.float32)
+            facts.append(((f"{layer.name}.weight", f"{layer.name}.running_var"), scale))
+            facts.append(((f"{layer.name}.bias", f"{layer.name}.running_mean"), (b - m * scale).astype(np.float32)))
     return facts
 
 

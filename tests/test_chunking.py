@@ -35,6 +35,12 @@ def test_chunk_boundaries_match_whole_clip(backend, backends, spec, chunk_timest
         assert agreement(ref, got, spec.tolerance, spec.min_cosine).passed
 
 
-def test_default_chunk_is_thirty_seconds(torch_model, tf_model, onnx_model, spec):
+def test_automatic_chunk_size_bounds_the_batch(torch_model, tf_model, onnx_model, spec):
+    from hear_dual.audio import auto_chunk_timestamps
+
     for model in (torch_model, tf_model, onnx_model):
-        assert model.chunk_timestamps * spec.hop_samples == 30 * spec.sample_rate
+        assert model.chunk_timestamps is None  # automatic unless set
+    seconds = {n: auto_chunk_timestamps(spec, n) * spec.hop_samples / spec.sample_rate for n in (1, 4, 16, 1000)}
+    assert seconds[1] == seconds[4] == 30.0          # 30 s per sound at most
+    assert seconds[16] == 7.48                       # about 2 minutes across the batch
+    assert seconds[1000] == 1.0                      # never below one second per chunk

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from hear_dual.checkpoint import checkpoint_path
+import hear_dual.checkpoints
 
 
 @pytest.mark.parametrize("module", ["hear_dual.torch_impl", "hear_dual.tf_impl"])
-@pytest.mark.parametrize("weights", ["default", "explicit"])
+@pytest.mark.parametrize("weights", ["default", "base", "compact"])
 def test_hear_validator_passes(module, weights, tmp_path):
     beside_python = Path(sys.executable).parent / "hear-validator"
     exe = str(beside_python) if beside_python.exists() else shutil.which("hear-validator")
     assert exe, ("hear-validator is not installed: pip install --no-deps --ignore-requires-python "
                  "hearvalidator==2021.0.6 (the README's test command does this)")
-    args = [exe, module] + (["-m", checkpoint_path()] if weights == "explicit" else [])
+    args = [exe, module] + (["-m", hear_dual.checkpoints.path(weights)] if weights != "default" else [])
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     run = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert run.returncode == 0 and "Looks good!" in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from hear_dual.audio import chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.audio import auto_chunk_timestamps, chunk_plan, num_timestamps, timestamps_ms
 from hear_dual.checkpoint import CheckpointError, read_checkpoint
-from hear_dual.inputs import check_numpy_audio
+from hear_dual.inputs import check_numpy_audio, check_pairwise
 from hear_dual.spec import Spec
 
-__all__ = ["OnnxModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings"]
+__all__ = ["OnnxModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
 
 class OnnxModel:
     """Same attributes as the torch and TF models; `encode` maps a padded chunk to embeddings."""
 
-    def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int = 750):
+    def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int | None = None):
         import onnxruntime as ort
 
         self.spec = spec
@@ -54,7 +54,8 @@ def get_timestamp_embeddings(audio, model: OnnxModel) -> tuple[np.ndarray, np.nd
     spec = model.spec
     embeddings = np.zeros((n_sounds, num_timestamps(spec, n_samples), model.timestamp_embedding_size), np.float32)
     if n_sounds:
-        for chunk in chunk_plan(spec, n_samples, model.chunk_timestamps):
+        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
+        for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
             x = np.pad(audio[:, chunk.src_start : chunk.src_stop], ((0, 0), (chunk.pad_left, chunk.pad_right)))
             embeddings[:, chunk.out_start : chunk.out_stop] = model.encode(x)
     timestamps = np.tile(timestamps_ms(spec, n_samples), (n_sounds, 1))
@@ -72,3 +73,14 @@ def get_scene_embeddings(audio, model: OnnxModel) -> np.ndarray:
     if embeddings.shape[0] == 0:
         return np.zeros((0, model.scene_embedding_size), np.float32)
     return pool_scene(embeddings, model.spec.scene_pooling)
+
+
+def pairwise_distance(emb1, emb2, metric: str = "l1") -> np.ndarray:
+    """(n1, n_frames, D) x (n2, n_frames, D) -> (n1, n2): unnormalised L1 (or L2) over frames and dims."""
+    emb1, emb2 = np.asarray(emb1, np.float32), np.asarray(emb2, np.float32)
+    rows = check_pairwise(emb1.shape, emb2.shape, metric)
+    blocks = []
+    for start in range(0, emb1.shape[0], rows):
+        diff = emb1[start : start + rows, None] - emb2[None]
+        blocks.append(np.abs(diff).sum(axis=(2, 3)) if metric == "l1" else np.sqrt(np.square(diff).sum(axis=(2, 3))))
+    return np.concatenate(blocks) if blocks else np.zeros((0, emb2.shape[0]), np.float32)

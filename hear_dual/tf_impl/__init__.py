@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hear_dual.audio import chunk_plan, num_timestamps, timestamps_ms
-from hear_dual.inputs import check_audio_layout, check_finite
+from hear_dual.audio import auto_chunk_timestamps, chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
 from hear_dual.tf_impl.model import HearDualModel, load_model
 
-__all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings"]
+__all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
 
 def _as_audio_tensor(audio) -> tf.Tensor:
@@ -22,7 +22,7 @@ def _as_audio_tensor(audio) -> tf.Tensor:
         check_audio_layout(array.shape, array.dtype.name, array.dtype.kind)
         audio = tf.convert_to_tensor(np.ascontiguousarray(array))
     audio = tf.cast(audio, tf.float32)
-    check_finite(tf.reduce_all(tf.math.is_finite(audio), axis=1).numpy())
+    check_finite(tf.math.is_finite(tf.reduce_sum(tf.cast(audio, tf.float64), axis=1)).numpy())
     return audio
 
 
@@ -33,7 +33,8 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf
     spec = model.spec
     pieces = []
     if n_sounds:
-        for chunk in chunk_plan(spec, n_samples, model.chunk_timestamps):
+        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
+        for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
             x = tf.pad(audio[:, chunk.src_start : chunk.src_stop], [[0, 0], [chunk.pad_left, chunk.pad_right]])
             pieces.append(model.encode(x))
     n_out = num_timestamps(spec, n_samples)
@@ -56,3 +57,15 @@ def get_scene_embeddings(audio, model: HearDualModel) -> tf.Tensor:
     if embeddings.shape[0] == 0:
         return tf.zeros((0, model.scene_embedding_size), tf.float32)
     return pool_scene(embeddings, model.spec.scene_pooling)
+
+
+def pairwise_distance(emb1, emb2, metric: str = "l1") -> tf.Tensor:
+    """(n1, n_frames, D) x (n2, n_frames, D) -> (n1, n2): unnormalised L1 (or L2) over frames and dims."""
+    emb1, emb2 = tf.cast(tf.convert_to_tensor(emb1), tf.float32), tf.cast(tf.convert_to_tensor(emb2), tf.float32)
+    rows = check_pairwise(tuple(emb1.shape), tuple(emb2.shape), metric)
+    blocks = []
+    for start in range(0, emb1.shape[0], rows):
+        diff = emb1[start : start + rows, None] - emb2[None]
+        blocks.append(tf.reduce_sum(tf.abs(diff), axis=[2, 3]) if metric == "l1"
+                      else tf.sqrt(tf.reduce_sum(tf.square(diff), axis=[2, 3])))
+    return tf.concat(blocks, axis=0) if blocks else tf.zeros((0, emb2.shape[0]), tf.float32)

@@ -79,8 +79,10 @@ class BatchNorm(tf.Module):
         self.eps = eps
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        # Per-channel scale and shift first, so the per-element work is one multiply and one add.
         scale = self.weight / tf.sqrt(self.running_var + self.eps)
-        return (x - self.running_mean) * scale + self.bias
+        shift = self.bias - self.running_mean * scale
+        return x * scale + shift
 
 
 class GELU(tf.Module):
@@ -110,7 +112,7 @@ def make_layer(layer, params) -> tf.Module:
 class HearDualModel(tf.Module):
     """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
 
-    def __init__(self, spec: Spec, params: dict, chunk_timestamps: int = 750):
+    def __init__(self, spec: Spec, params: dict, chunk_timestamps: int | None = None):
         super().__init__(name=spec.name.replace("-", "_"))
         self.spec = spec
         self.sample_rate = spec.sample_rate

@@ -6,11 +6,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hear_dual.audio import chunk_plan, num_timestamps, timestamps_ms
-from hear_dual.inputs import check_audio_layout, check_finite
+from hear_dual.audio import auto_chunk_timestamps, chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
 from hear_dual.torch_impl.model import HearDualModel, load_model
 
-__all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings"]
+__all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
 
 def _as_audio_tensor(audio) -> torch.Tensor:
@@ -23,7 +23,7 @@ def _as_audio_tensor(audio) -> torch.Tensor:
     kind = "f" if audio.is_floating_point() else "c" if audio.is_complex() else "b" if is_bool else "i"
     check_audio_layout(tuple(audio.shape), dtype_name, kind)
     audio = audio.to(torch.float32).contiguous()
-    check_finite(torch.isfinite(audio).all(dim=1).cpu().numpy())
+    check_finite(torch.isfinite(audio.sum(dim=1, dtype=torch.float64)).cpu().numpy())
     return audio
 
 
@@ -33,17 +33,14 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor,
     model.to(audio.device)
     n_sounds, n_samples = audio.shape
     spec = model.spec
-    pieces = []
+    embeddings = torch.empty((n_sounds, num_timestamps(spec, n_samples), model.timestamp_embedding_size),
+                             device=audio.device)
+    chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
     with torch.inference_mode():
         if n_sounds:
-            for chunk in chunk_plan(spec, n_samples, model.chunk_timestamps):
+            for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
                 x = F.pad(audio[:, chunk.src_start : chunk.src_stop], (chunk.pad_left, chunk.pad_right))
-                pieces.append(model(x))
-    n_out = num_timestamps(spec, n_samples)
-    if pieces:
-        embeddings = torch.cat(pieces, dim=1)
-    else:
-        embeddings = torch.zeros((0, n_out, model.timestamp_embedding_size), device=audio.device)
+                embeddings[:, chunk.out_start : chunk.out_stop] = model(x)
     timestamps = torch.from_numpy(timestamps_ms(spec, n_samples)).to(audio.device).repeat(n_sounds, 1)
     return embeddings, timestamps
 
@@ -59,3 +56,15 @@ def get_scene_embeddings(audio, model: HearDualModel) -> torch.Tensor:
     if embeddings.shape[0] == 0:
         return torch.zeros((0, model.scene_embedding_size), device=embeddings.device)
     return pool_scene(embeddings, model.spec.scene_pooling)
+
+
+def pairwise_distance(emb1, emb2, metric: str = "l1") -> torch.Tensor:
+    """(n1, n_frames, D) x (n2, n_frames, D) -> (n1, n2): unnormalised L1 (or L2) over frames and dims."""
+    emb1, emb2 = torch.as_tensor(emb1), torch.as_tensor(emb2)
+    rows = check_pairwise(tuple(emb1.shape), tuple(emb2.shape), metric)
+    emb2 = emb2.to(emb1.device)
+    blocks = []
+    for start in range(0, emb1.shape[0], rows):
+        diff = emb1[start : start + rows, None].float() - emb2[None].float()
+        blocks.append(diff.abs().sum(dim=(2, 3)) if metric == "l1" else diff.square().sum(dim=(2, 3)).sqrt())
+    return torch.cat(blocks) if blocks else torch.zeros((0, emb2.shape[0]), device=emb1.device)

@@ -57,8 +57,10 @@ class BatchNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Per-channel scale and shift first, so the per-element work is one fused multiply-add pass.
         scale = self.weight / torch.sqrt(self.running_var + self.eps)
-        return (x - self.running_mean[:, None]) * scale[:, None] + self.bias[:, None]
+        shift = self.bias - self.running_mean * scale
+        return torch.addcmul(shift[:, None], x, scale[:, None])
 
 
 class GELU(nn.Module):
@@ -83,7 +85,7 @@ def make_layer(layer) -> nn.Module:
 class HearDualModel(nn.Module):
     """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
 
-    def __init__(self, spec: Spec, chunk_timestamps: int = 750):
+    def __init__(self, spec: Spec, chunk_timestamps: int | None = None):
         super().__init__()
         self.spec = spec
         self.sample_rate = spec.sample_rate

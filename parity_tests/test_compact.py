@@ -1,0 +1,45 @@
+"""The compact track (hear-dual-compact, D <= 64): same API, same parity matrix, all four backends."""
+
+import numpy as np
+import pytest
+
+import hear_dual.checkpoints
+from hear_dual.parity import BACKENDS, Backend, input_batch, run_matrix
+from hear_dual.signals import SIGNAL_KINDS
+
+
+@pytest.fixture(scope="module")
+def compact_backends(tmp_path_factory):
+    from hear_dual.tf_export import export_tf_graph
+
+    weights = hear_dual.checkpoints.path("compact")
+    graph = export_tf_graph(weights, tmp_path_factory.mktemp("compact") / "compact.tf2onnx.onnx")
+    return {name: Backend(name, weights, graph) for name in BACKENDS}
+
+
+def test_compact_sizes(compact_backends):
+    for backend in compact_backends.values():
+        model = backend.model
+        assert model.timestamp_embedding_size == 32 and model.scene_embedding_size == 64
+        assert model.spec.raw["track"] == "compact" and model.spec.name == "hear-dual-compact"
+    e, t, s = compact_backends["torch"].embed(np.zeros((2, 20000), np.float32))
+    assert e.shape == (2, 32, 32) and s.shape == (2, 64)
+
+
+@pytest.mark.parametrize("kind", SIGNAL_KINDS + ("speech",))
+def test_compact_backend_pairs_agree(kind, compact_backends, spec):
+    if kind == "speech" and input_batch("speech", 1, 10, spec.sample_rate) is None:
+        pytest.skip("FSDD not found at ../shared/data/fsdd (set HEAR_DUAL_FSDD)")
+    lengths = {"short": 400 / 16000, "0.99s": 0.99, "2.74s": 2.74, "60s": 60.0}
+    rows = run_matrix(compact_backends, [kind], lengths, [1, 3])
+    assert len(rows) == 6 * len(lengths) * 2
+    failures = [r for r in rows if not r["passed"]]
+    assert not failures, failures
+
+
+def test_checkpoint_paths():
+    assert hear_dual.checkpoints.path() == hear_dual.checkpoints.path("base")
+    assert hear_dual.checkpoints.path("compact") == hear_dual.checkpoints.path("hear-dual-compact")
+    assert set(hear_dual.checkpoints.available()) == {"base", "compact"}
+    with pytest.raises(ValueError, match="compact"):
+        hear_dual.checkpoints.path("large")
