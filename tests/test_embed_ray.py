@@ -11,6 +11,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 import soundfile as sf  # noqa: E402
+from test_embed import _files, _load  # noqa: E402  (same helpers as the local-engine tests)
 
 from hear_dual.embed import embed_paths  # noqa: E402
 
@@ -30,15 +31,6 @@ def make_tree(root: Path) -> Path:
     (root / "corrupt.wav").write_bytes(rng.bytes(2048))
     sf.write(root / "sub" / "empty.wav", np.zeros(0), 16000)
     return root
-
-
-def _files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-
-
-def _load(path) -> dict:
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
 
 
 @pytest.fixture(scope="module")
