@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hear_dual.embed import add_embed_parser
 
     add_embed_parser(sub)
+
+    from hear_dual.evaluate import add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 

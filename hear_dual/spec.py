@@ -18,7 +18,7 @@ from importlib import resources
 import jsonschema
 
 SUPPORTED_SPEC_VERSIONS = ("1.0",)
-BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact")
+BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact", "hear-dual-randproj")
 
 
 class SpecError(ValueError):

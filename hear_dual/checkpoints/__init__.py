@@ -6,7 +6,7 @@
 
 from hear_dual.checkpoint import checkpoint_path
 
-SHORT_NAMES = {"base": "hear-dual-base", "compact": "hear-dual-compact"}
+SHORT_NAMES = {"base": "hear-dual-base", "compact": "hear-dual-compact", "randproj": "hear-dual-randproj"}
 
 
 def path(name: str = "base") -> str:

@@ -1,0 +1,436 @@
+"""Train hear-dual-base on procedurally generated audio and espeak-ng speech (no evaluation data).
+
+    /work/venv/bin/python -m training.synth --cache /work/trained/espeak-cache --seed 0     # once, ~4 min
+    nice -n 10 /work/venv/bin/python -m training.train --seed 0 --steps 4000 --minutes 40 \
+        --cache /work/trained/espeak-cache --out-dir /work/trained
+
+The model is the shipped architecture (hear_dual.torch_impl.model.HearDualModel on the built-in
+hear-dual-base spec), initialised like the shipped default (seeded_parameters(spec, seed) with calibrated
+batch norm). For training only, each BatchNorm layer's forward is replaced (on the instance, here; nothing in
+hear_dual/ changes) by real batch norm: batch statistics in training mode, running statistics updated with
+momentum. The frontend has no parameters and is computed in the data-loading worker, in the spec's precision.
+
+Each step draws B clips (a mix of espeak-ng words and synthetic sources, see training/synth.py) and two
+independently augmented 1 s views of each. The scene embedding (mean+max over time, 1024-d, exactly what
+get_scene_embeddings returns) is standardised by a non-affine BatchNorm1d and feeds linear heads:
+
+    source         6-way: note / noise / impulses / chirp / mixture / speech          (all clips)
+    note_pitch     semitone bin of a harmonic note's f0 (49 bins, 60-1000 Hz)        (note clips)
+    word           which of the 509 words was spoken                                 (speech clips)
+    speaker        which of the 240 synthetic speakers (voice+variant+pitch+speed)   (speech clips)
+    accent         the speaker's espeak-ng English voice (8)                          (speech clips)
+    variant        the speaker's espeak-ng voice variant (50)                         (speech clips)
+    prosody        regression of the speaker's standardised espeak pitch and speed    (speech clips)
+    phoneme_bag    which phonemes the word contains (multi-label, espeak-ng's own
+                   transcription in the speaker's accent, 60 phonemes)              (speech clips)
+    phoneme_first  the word's first phoneme; phoneme_last: its last phoneme          (speech clips)
+    contrastive    SimCLR NT-Xent between the two views, on an MLP projection         (all clips)
+
+AdamW, linear warm-up then cosine decay over --steps. The run stops early if the wall-clock budget
+(--minutes, counted from process start, less a reserve for the end) runs out. At the end the batch-norm
+running statistics are re-estimated (exact averages over fresh training batches, network frozen), the
+canonical parameters are saved to an .npz and exported to ONNX with hear_dual.export.write_checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+START = time.time()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from hear_dual.audio import num_timestamps, padded_input_length  # noqa: E402
+from hear_dual.export import calibrate_batchnorm, calibration_audio, seeded_parameters, write_checkpoint  # noqa: E402
+from hear_dual.spec import Spec  # noqa: E402
+from hear_dual.torch_impl.model import BatchNorm, HearDualModel, LogMel  # noqa: E402
+from training import synth  # noqa: E402
+
+SOURCE_SPEECH = synth.SOURCE_CLASSES.index("speech")
+# Classification heads on the standardised scene embedding; label -1 = not applicable to that clip.
+CLASS_TASKS = ("source", "note_pitch", "word", "speaker", "accent", "variant", "phoneme_first", "phoneme_last")
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+class Batches(torch.utils.data.Dataset):
+    """Item i is training batch i, a pure function of (seed, i): reproducible with any number of workers."""
+
+    def __init__(self, spec: Spec, cache_dir: str, batch: int, clip_seconds: float, speech_fraction: float,
+                 seed: int, utterances: np.ndarray, length: int = 10**9, stream: int = 1):
+        self.spec, self.cache_dir, self.batch, self.seed, self.stream = spec, cache_dir, batch, seed, stream
+        self.n = int(round(clip_seconds * spec.sample_rate))
+        self.speech_fraction, self.utterances, self.length = speech_fraction, utterances, length
+        self.cache = None
+        self.frontend = None
+        t = num_timestamps(spec, self.n)
+        self.pad = (spec.pad_left, padded_input_length(spec, t) - spec.pad_left - self.n)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _speech_view(self, clip: np.ndarray, rng) -> np.ndarray:
+        n = self.n
+        if clip.size >= n:
+            start = rng.integers(0, clip.size - n + 1)
+            return clip[start:start + n].copy()
+        out = np.zeros(n, np.float32)
+        start = rng.integers(0, n - clip.size + 1)
+        out[start:start + clip.size] = clip
+        return out
+
+    def __getitem__(self, index: int) -> dict:
+        if self.cache is None:
+            self.cache = synth.SpeechCache(self.cache_dir)
+            self.frontend = LogMel(self.spec)
+        rng = np.random.default_rng([self.seed, self.stream, index])
+        n_speech = int(rng.binomial(self.batch, self.speech_fraction))
+        views = [[], []]
+        labels = {name: [] for name in CLASS_TASKS}
+        n_phon = len(self.cache.phonemes)
+        phon_bag = np.zeros((self.batch, n_phon), np.float32)
+        prosody = np.full((self.batch, 2), np.nan, np.float32)
+        for k in range(self.batch):
+            label = dict.fromkeys(CLASS_TASKS, -1)
+            if k < n_speech:
+                u = int(self.utterances[rng.integers(0, len(self.utterances))])
+                clip = self.cache.clip(u)
+                raw = [self._speech_view(clip, rng) for _ in range(2)]          # two time shifts / crops
+                w, s = int(self.cache.word[u]), int(self.cache.speaker[u])
+                accent = int(self.cache.speaker_accent[s])
+                phones = self.cache.word_phonemes[synth.BASE_VOICES[accent]][w]
+                label |= {"source": SOURCE_SPEECH, "word": w, "speaker": s, "accent": accent,
+                          "variant": int(self.cache.speaker_variant[s])}
+                if phones:
+                    label |= {"phoneme_first": phones[0], "phoneme_last": phones[-1]}
+                    phon_bag[k, phones] = 1.0
+                prosody[k] = self.cache.speaker_pitch[s], self.cache.speaker_speed[s]
+            else:
+                x, src, p = synth.synthetic_clip(self.n, rng)
+                shift = rng.integers(-self.n // 5, self.n // 5 + 1)
+                raw = [x, np.roll(x, shift)]
+                label |= {"source": src, "note_pitch": p}
+            for name in CLASS_TASKS:
+                labels[name].append(label[name])
+            for v in range(2):
+                views[v].append(synth.augment(raw[v], rng))
+        audio = torch.from_numpy(np.stack(views[0] + views[1]))                # (2B, n): view 0 then view 1
+        with torch.no_grad():
+            logmel = self.frontend(F.pad(audio, self.pad))
+        out = {name: torch.tensor(v * 2, dtype=torch.int64) for name, v in labels.items()}
+        out["phoneme_bag"] = torch.from_numpy(np.concatenate([phon_bag, phon_bag]))
+        out["prosody"] = torch.from_numpy(np.concatenate([prosody, prosody]))
+        return {"logmel": logmel, **out}
+
+
+# --- model --------------------------------------------------------------------------------------------------
+
+class BatchNormTrainer:
+    """Training-mode forward for a hear_dual BatchNorm instance (inference parameters stay the spec's four)."""
+
+    def __init__(self, layer: BatchNorm, momentum: float):
+        self.layer, self.momentum = layer, momentum
+        self.recalibrating = False
+        self.sum_mean = self.sum_var = None
+        self.count = 0
+        layer.forward = self.forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layer = self.layer
+        if self.recalibrating:
+            # Exact statistics of the frozen network's activations on fresh batches, averaged over batches.
+            x64 = x.double()
+            mean, var = x64.mean(dim=(0, 2)), x64.var(dim=(0, 2))
+            second = var + mean * mean
+            self.sum_mean = mean if self.sum_mean is None else self.sum_mean + mean
+            self.sum_var = second if self.sum_var is None else self.sum_var + second
+            self.count += 1
+        return F.batch_norm(x, layer.running_mean.data, layer.running_var.data, layer.weight, layer.bias,
+                            training=layer.training, momentum=self.momentum, eps=layer.eps)
+
+    def finish_recalibration(self) -> None:
+        # equal-sized batches: overall mean = mean of batch means; variance = mean of E[x^2] minus mean^2
+        mean = self.sum_mean / self.count
+        self.layer.running_mean.data.copy_(mean.float())
+        self.layer.running_var.data.copy_((self.sum_var / self.count - mean * mean).clamp_min(0).float())
+        self.recalibrating, self.sum_mean, self.sum_var, self.count = False, None, None, 0
+
+
+class Heads(nn.Module):
+    """Linear heads on the standardised scene embedding, plus the SimCLR projection MLP."""
+
+    def __init__(self, dim: int, cache: synth.SpeechCache):
+        super().__init__()
+        n_phon = len(cache.phonemes)
+        sizes = {"source": len(synth.SOURCE_CLASSES), "note_pitch": synth.N_PITCH_BINS, "word": cache.n_words,
+                 "speaker": cache.n_speakers, "accent": len(synth.BASE_VOICES), "variant": len(synth.VARIANTS),
+                 "phoneme_first": n_phon, "phoneme_last": n_phon, "phoneme_bag": n_phon, "prosody": 2}
+        self.standardise = nn.BatchNorm1d(dim, affine=False, momentum=0.01)
+        self.linear = nn.ModuleDict({name: nn.Linear(dim, size) for name, size in sizes.items()})
+        self.project = nn.Sequential(nn.Linear(dim, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128))
+
+    def forward(self, scene: torch.Tensor) -> dict:
+        z = self.standardise(scene)
+        return {name: head(z) for name, head in self.linear.items()} | {"project": self.project(z)}
+
+
+def encode(model: HearDualModel, logmel: torch.Tensor) -> torch.Tensor:
+    """Encoder on a log-mel (B, n_mels, frames) -> scene embedding (B, 1024): mean and max over time."""
+    x = logmel
+    for name in model.layer_names:
+        x = getattr(model, name)(x)
+    return torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+
+
+def nt_xent(p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR loss; rows [0, B) and [B, 2B) are the two views of the same B clips."""
+    p = F.normalize(p, dim=1)
+    n = p.shape[0] // 2
+    logits = p @ p.T / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return F.cross_entropy(logits, target)
+
+
+def masked_bce(logits: torch.Tensor, target: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Multi-label loss on the rows that have labels; also the F1 of thresholded predictions."""
+    if not rows.any():
+        return logits.sum() * 0.0, float("nan")
+    logits, target = logits[rows], target[rows]
+    pred = logits > 0
+    f1 = 2 * (pred & (target > 0)).sum() / max(1, int(pred.sum() + (target > 0).sum()))
+    return F.binary_cross_entropy_with_logits(logits, target), float(f1)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, float]:
+    rows = torch.isfinite(target).all(dim=1)
+    if not rows.any():
+        return pred.sum() * 0.0, float("nan")
+    loss = F.mse_loss(pred[rows], target[rows])
+    return loss, loss.item()
+
+
+def masked_ce(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    keep = target >= 0
+    if not keep.any():
+        return logits.sum() * 0.0, float("nan"), 0
+    loss = F.cross_entropy(logits[keep], target[keep])
+    accuracy = (logits[keep].argmax(1) == target[keep]).float().mean().item()
+    return loss, accuracy, int(keep.sum())
+
+
+def compute_losses(out: dict, batch: dict, temperature: float) -> tuple[dict, dict]:
+    losses, stats = {}, {}
+    for name in CLASS_TASKS:
+        losses[name], stats[f"acc_{name}"], _ = masked_ce(out[name], batch[name])
+    losses["phoneme_bag"], stats["f1_phoneme_bag"] = masked_bce(out["phoneme_bag"], batch["phoneme_bag"],
+                                                                 batch["word"] >= 0)
+    losses["prosody"], _ = masked_mse(out["prosody"], batch["prosody"])
+    losses["contrastive"] = nt_xent(out["project"], temperature)
+    return losses, stats
+
+
+def canonical_params(model: HearDualModel) -> dict[str, np.ndarray]:
+    return {name: t.detach().cpu().numpy().astype(np.float32).copy()
+            for name, t in model.state_dict().items() if not name.startswith("frontend.")}
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, time_fraction: float = 0.0,
+          final_fraction: float = 0.02, slack: float = 0.05) -> tuple[float, str]:
+    """Linear warm-up, then cosine decay to final_fraction * base over `total` steps.
+
+    Progress is counted in steps. Only if the wall-clock budget is being used up faster than the steps (by
+    more than `slack` of the budget: a slow or busy machine) is it counted in time instead, so that a run the
+    budget cuts short still ends at the low learning rate. Returns (lr, "steps" or "time")."""
+    effective, driver = float(step), "steps"
+    if time_fraction * total > step + slack * total:
+        effective, driver = time_fraction * total, "time"
+    if effective < warmup:
+        return base * (effective + 1) / warmup, driver
+    progress = min(1.0, (effective - warmup) / max(1, total - warmup))
+    return base * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))), driver
+
+
+DEFAULT_WEIGHTS = {"source": 0.5, "note_pitch": 0.5, "word": 1.0, "speaker": 0.5, "accent": 0.5, "variant": 0.5,
+                   "phoneme_first": 0.5, "phoneme_last": 0.5, "phoneme_bag": 5.0, "prosody": 0.5, "contrastive": 1.0}
+
+
+# --- main ---------------------------------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=4000, help="schedule length (the run may stop earlier)")
+    parser.add_argument("--minutes", type=float, default=40.0, help="wall-clock budget for the whole process")
+    parser.add_argument("--reserve-seconds", type=float, default=180.0,
+                        help="part of the budget kept for batch-norm re-estimation, saving and export")
+    parser.add_argument("--batch", type=int, default=32, help="clips per step (each seen in 2 views)")
+    parser.add_argument("--clip-seconds", type=float, default=1.0)
+    parser.add_argument("--speech-fraction", type=float, default=0.65)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.05)
+    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--bn-momentum", type=float, default=0.05)
+    parser.add_argument("--temperature", type=float, default=0.2)
+    parser.add_argument("--weights", default=",".join(f"{k}={v}" for k, v in DEFAULT_WEIGHTS.items()),
+                        help="loss weights, name=value,...")
+    parser.add_argument("--recalibration-batches", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--cache", default="/work/trained/espeak-cache")
+    parser.add_argument("--out-dir", default="/work/trained")
+    parser.add_argument("--name", default="hear-dual-base-trained")
+    parser.add_argument("--no-export", action="store_true", help="skip the ONNX export (quick tests)")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    deadline = START + args.minutes * 60 - args.reserve_seconds
+    os.makedirs(args.out_dir, exist_ok=True)
+    log_path = os.path.join(args.out_dir, f"{args.name}.log.jsonl")
+    log_file = open(log_path, "w")
+
+    def log(record: dict) -> None:
+        record = {"elapsed_s": round(time.time() - START, 1), **record}
+        log_file.write(json.dumps(record) + "\n")
+        log_file.flush()
+        print(json.dumps(record), flush=True)
+
+    spec = Spec.builtin("hear-dual-base")
+    params = seeded_parameters(spec, args.seed)
+    params = calibrate_batchnorm(spec, params, calibration_audio(spec))
+    model = HearDualModel(spec).load_parameters(params)
+    trainers = [BatchNormTrainer(getattr(model, layer.name), args.bn_momentum)
+                for layer in spec.layers if layer.op == "batchnorm"]
+
+    cache = synth.SpeechCache(args.cache)
+    order = np.random.default_rng([args.seed, 3]).permutation(len(cache))
+    n_val = max(64, len(cache) // 25)
+    val_utts, train_utts = np.sort(order[:n_val]), np.sort(order[n_val:])
+    heads = Heads(spec.scene_embedding_size, cache)
+
+    encoder_params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in list(encoder_params) + list(heads.parameters()) if p.ndim > 1]
+    no_decay = [p for p in list(encoder_params) + list(heads.parameters()) if p.ndim <= 1 and p.requires_grad]
+    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
+
+    data = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts,
+                   length=args.steps, stream=1)
+    loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=args.workers,
+                                         prefetch_factor=4 if args.workers else None,
+                                         persistent_workers=False)
+    weights = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
+    if set(weights) != set(DEFAULT_WEIGHTS):
+        raise SystemExit(f"--weights needs exactly {sorted(DEFAULT_WEIGHTS)}")
+    log({"event": "start", "args": vars(args), "torch": torch.__version__, "python": sys.version.split()[0],
+         "machine": platform.machine(), "cpus": os.cpu_count(), "n_train_utterances": len(train_utts),
+         "n_val_utterances": len(val_utts), "n_words": cache.n_words, "n_speakers": cache.n_speakers,
+         "n_phonemes": len(cache.phonemes), "weights": weights})
+
+    model.train()
+    heads.train()
+    running = {}
+    step = 0
+    t_loop = time.time()
+    stopped_by = "steps"
+    schedule_driver = {}
+    for step, batch in enumerate(loader):
+        if time.time() > deadline:
+            stopped_by = "time budget"
+            break
+        time_fraction = (time.time() - t_loop) / max(1e-9, deadline - t_loop)
+        lr, driver = lr_at(step, args.steps, args.warmup, args.lr, time_fraction)
+        schedule_driver[driver] = schedule_driver.get(driver, 0) + 1
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        scene = encode(model, batch["logmel"])
+        out = heads(scene)
+        losses, stats = compute_losses(out, batch, args.temperature)
+        total = sum(weights[k] * losses[k] for k in weights)
+        optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(encoder_params + list(heads.parameters()), 5.0)
+        optimiser.step()
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite loss at step {step}")
+        values = {f"loss_{k}": v.item() for k, v in losses.items()} | {"loss_total": total.item()} | stats
+        for k, v in values.items():
+            if not math.isnan(v):
+                running[k] = v if k not in running else 0.95 * running[k] + 0.05 * v
+        if step % args.log_every == 0 or step == args.steps - 1:
+            log({"step": step, "lr": round(lr, 6), "schedule": driver,
+                 "steps_per_s": round((step + 1) / (time.time() - t_loop), 3), "grad_norm": round(grad_norm.item(), 3),
+                 **{k: round(v, 4) for k, v in running.items()}})
+    else:
+        step = args.steps
+    steps_done = step
+    train_seconds = time.time() - t_loop
+    del loader
+
+    # Re-estimate the batch-norm running statistics on fresh training-distribution batches (network frozen).
+    recal = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts,
+                    stream=2)
+    with torch.no_grad():
+        for t in trainers:
+            t.recalibrating = True
+        model.train()
+        for i in range(args.recalibration_batches):
+            encode(model, recal[i]["logmel"])
+        for t in trainers:
+            t.finish_recalibration()
+    model.eval()
+    heads.eval()
+
+    # Held-out utterances (never trained on), inference-mode network: the training heads' metrics.
+    val = Batches(spec, args.cache, 64, args.clip_seconds, 1.0, args.seed, val_utts, stream=3)
+    heldout = {}
+    with torch.no_grad():
+        for i in range(4):
+            _, stats = compute_losses(heads(encode(model, val[i]["logmel"])), val[i], args.temperature)
+            for k, v in stats.items():
+                if k != "acc_source" and k != "acc_note_pitch":
+                    heldout.setdefault(k, []).append(v)
+    heldout = {k: round(float(np.mean(v)), 4) for k, v in heldout.items()}
+
+    params = canonical_params(model)
+    for name, array in params.items():
+        if not np.isfinite(array).all():
+            raise FloatingPointError(f"{name} is not finite")
+        if name.endswith("running_var") and not (array > 0).all():
+            raise ValueError(f"{name} has a non-positive variance")
+    npz_path = os.path.join(args.out_dir, f"{args.name}.npz")
+    np.savez(npz_path, **params)
+    torch.save({"heads": heads.state_dict(), "args": vars(args)}, os.path.join(args.out_dir, f"{args.name}-heads.pt"))
+    summary = {"event": "trained", "steps_done": steps_done, "stopped_by": stopped_by,
+               "train_seconds": round(train_seconds, 1), "lr_schedule_steps_by": schedule_driver,
+               "final_running_losses": {k: round(v, 4) for k, v in running.items()},
+               "heldout_speech": heldout,
+               "params": npz_path}
+    log(summary)
+
+    if not args.no_export:
+        onnx_path = os.path.join(args.out_dir, f"{args.name}.onnx")
+        write_checkpoint(spec, params, onnx_path)
+        from hear_dual.torch_impl import get_scene_embeddings, load_model
+        loaded = load_model(onnx_path)
+        probe = synth.augment(synth.synthetic_clip(16000, np.random.default_rng(5))[0], np.random.default_rng(6))
+        with torch.no_grad():
+            want = encode(model, model.frontend(F.pad(torch.from_numpy(probe[None]), data.pad)))
+        got = get_scene_embeddings(probe[None], loaded)
+        log({"event": "exported", "onnx": onnx_path, "max_abs_diff_vs_training_model": float((got - want).abs().max())})
+    log({"event": "done", "total_seconds": round(time.time() - START, 1)})
+
+
+if __name__ == "__main__":
+    main()
