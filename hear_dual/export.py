@@ -71,7 +71,8 @@ def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str
     model = HearDualModel(spec).load_parameters(params)
     chunk, = chunk_plan(spec, audio.shape[1], chunk_timestamps=10**9)
     with torch.inference_mode():
-        x = model.frontend(F.pad(torch.from_numpy(audio), (chunk.pad_left, chunk.pad_right)))
+        source = torch.from_numpy(np.ascontiguousarray(audio[:, chunk.src_start : chunk.src_stop]))
+        x = model.frontend(F.pad(source, (chunk.pad_left, chunk.pad_right)))
         for name in model.layer_names:
             layer = getattr(model, name)
             if isinstance(layer, torch.nn.Module) and name in {l.name for l in spec.layers if l.op == "batchnorm"}:

@@ -83,3 +83,18 @@ def test_missing_file_and_non_checkpoint(tmp_path):
         read_checkpoint(junk)
     with pytest.raises(CheckpointError, match="regular file"):
         read_checkpoint(tmp_path)
+
+
+def test_shipped_weights_are_reproducible_and_calibration_handles_any_geometry():
+    """The README's export command recreates the shipped weights exactly; calibration also works where the
+    hop exceeds the receptive field (hear-dual-randproj), which once crashed it."""
+    from hear_dual.export import calibrate_batchnorm, calibration_audio, seeded_parameters
+
+    spec = Spec.builtin("hear-dual-base")
+    params = calibrate_batchnorm(spec, seeded_parameters(spec, 0), calibration_audio(spec))
+    shipped = read_checkpoint().params
+    assert all(params[name].tobytes() == shipped[name].tobytes() for name in shipped)
+    randproj = Spec.builtin("hear-dual-randproj")
+    assert randproj.hop_samples > randproj.receptive_field_samples
+    calibrated = calibrate_batchnorm(randproj, seeded_parameters(randproj, 0), calibration_audio(randproj))
+    assert set(calibrated) == set(randproj.parameter_shapes)
