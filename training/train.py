@@ -291,8 +291,17 @@ def main(argv=None) -> None:
     parser.add_argument("--out-dir", default="/work/trained")
     parser.add_argument("--name", default="hear-dual-base-trained")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export (quick tests)")
+    parser.add_argument("--replay-lr", metavar="LOG",
+                        help="replay the per-step learning rates (and step count) recorded in an earlier run's "
+                             ".log.jsonl, e.g. to repeat a run whose schedule was driven by wall-clock time")
     args = parser.parse_args(argv)
 
+    replay = None
+    if args.replay_lr:
+        with open(args.replay_lr) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+        replay = next(r["lr_trace"] for r in records if r.get("event") == "trained" and "lr_trace" in r)
+        args.steps = len(replay)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     deadline = START + args.minutes * 60 - args.reserve_seconds
@@ -344,13 +353,16 @@ def main(argv=None) -> None:
     step = 0
     t_loop = time.time()
     stopped_by = "steps"
-    schedule_driver = {}
+    schedule_driver, lr_trace = {}, []
     for step, batch in enumerate(loader):
         if time.time() > deadline:
             stopped_by = "time budget"
             break
         time_fraction = (time.time() - t_loop) / max(1e-9, deadline - t_loop)
         lr, driver = lr_at(step, args.steps, args.warmup, args.lr, time_fraction)
+        if replay is not None:
+            lr, driver = replay[step], "replay"
+        lr_trace.append(float(lr))
         schedule_driver[driver] = schedule_driver.get(driver, 0) + 1
         for group in optimiser.param_groups:
             group["lr"] = lr
@@ -414,6 +426,7 @@ def main(argv=None) -> None:
     torch.save({"heads": heads.state_dict(), "args": vars(args)}, os.path.join(args.out_dir, f"{args.name}-heads.pt"))
     summary = {"event": "trained", "steps_done": steps_done, "stopped_by": stopped_by,
                "train_seconds": round(train_seconds, 1), "lr_schedule_steps_by": schedule_driver,
+               "lr_trace": lr_trace,
                "final_running_losses": {k: round(v, 4) for k, v in running.items()},
                "heldout_speech": heldout,
                "params": npz_path}
