@@ -6,6 +6,7 @@ FSDD is never copied into the repository; code that uses it skips cleanly when i
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,29 @@ def fsdd_dir() -> Path | None:
     return None
 
 
-def read_clip(path, sample_rate: int) -> np.ndarray:
-    """Mono float32 at sample_rate (soxr high quality resampling)."""
+RESAMPLE_QUALITY = "HQ"  # soxr's high-quality preset
+FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")  # {digit}_{speaker}_{index}.wav
+
+
+def read_audio(path, sample_rate: int) -> tuple[np.ndarray, int, int]:
+    """(mono float32 audio at sample_rate, the file's sample rate, its number of frames).
+
+    soundfile reads float64, the channels are averaged, soxr resamples at RESAMPLE_QUALITY when the rates differ.
+    """
     import soundfile as sf
     import soxr
 
     audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    frames = audio.shape[0]
     audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate, quality="HQ")
-    return audio.astype(np.float32)
+    if rate != sample_rate and frames:
+        audio = soxr.resample(audio, rate, sample_rate, quality=RESAMPLE_QUALITY)
+    return audio.astype(np.float32), int(rate), int(frames)
+
+
+def read_clip(path, sample_rate: int) -> np.ndarray:
+    """Mono float32 at sample_rate (soxr high quality resampling)."""
+    return read_audio(path, sample_rate)[0]
 
 
 def fsdd_batch(sample_rate: int, n_clips: int, seed: int = 0) -> np.ndarray | None:

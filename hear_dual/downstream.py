@@ -7,7 +7,6 @@ fit on backend A only, then applied to A's and B's embeddings of the same held-o
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import numpy as np
@@ -16,7 +15,6 @@ from hear_dual import datasets
 
 SKLEARN_HINT = ("the downstream probe needs scikit-learn: pip install scikit-learn "
                 "(or the [dev] extra: pip install 'hear-dual[dev]')")
-FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 
 
 def _sklearn():
@@ -86,7 +84,7 @@ def fsdd_subset(sample_rate: int, n_per_digit_speaker: int = 4, seed: int = 0, m
         return None
     by_pair = defaultdict(list)
     for path in sorted(root.glob("*.wav")):
-        match = FSDD_NAME.match(path.name)
+        match = datasets.FSDD_NAME.match(path.name)
         if match:
             by_pair[(int(match[1]), match[2])].append((int(match[3]), path))
     rng = np.random.default_rng(seed)

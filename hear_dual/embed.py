@@ -49,11 +49,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hear_dual.datasets import read_audio
+
 BACKENDS = ("torch", "tf", "onnx")
 ENGINES = ("local", "ray")
 DEFAULT_BATCH_SECONDS = 120.0
 LONG_CLIP_SECONDS = 60.0          # longer files are embedded alone (the API chunks them with bounded memory)
-RESAMPLE_QUALITY = "HQ"           # soxr's high quality preset, as hear_dual.datasets.read_clip
 CPU_THREADS_PER_RAY_WORKER = 4    # default CPU-only actor count is cluster CPUs // this (at least 1)
 RAY_HINT = 'the "ray" engine needs Ray, which is not installed: pip install "hear-dual[ray]" (or pip install ray)'
 
@@ -186,23 +187,6 @@ def plan_batches(jobs: Sequence[Job], sample_rate: int, batch_seconds: float = D
 
 
 # ---------------------------------------------------------------- reading, embedding, writing
-
-def read_audio(path, sample_rate: int) -> tuple[np.ndarray, int, int]:
-    """(mono float32 audio at sample_rate, the file's sample rate, its number of frames).
-
-    The same computation as hear_dual.datasets.read_clip: soundfile reads float64, the channels are
-    averaged, soxr resamples with quality "HQ" (high quality) when the rates differ.
-    """
-    import soundfile as sf
-    import soxr
-
-    audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    frames = audio.shape[0]
-    audio = audio.mean(axis=1)
-    if rate != sample_rate and frames:
-        audio = soxr.resample(audio, rate, sample_rate, quality=RESAMPLE_QUALITY)
-    return audio.astype(np.float32), int(rate), int(frames)
-
 
 def _savez(file, **arrays) -> None:
     np.savez(file, **arrays)

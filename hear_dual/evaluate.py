@@ -66,6 +66,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hear_dual import datasets
+
 CACHE_FORMAT = "1"
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_BATCH_SECONDS = 240.0
@@ -106,7 +108,7 @@ class Task:
         return f"{self.folds}-fold stratified, shuffled"
 
 
-FSDD_PATTERN = r"^(\d)_([A-Za-z]+)_(\d+)\.wav$"      # hear_dual.downstream.FSDD_NAME
+FSDD_PATTERN = datasets.FSDD_NAME.pattern
 PRESETS = {
     "fsdd-digit": Task("fsdd-digit", "FSDD spoken digit, each speaker held out in turn", "pattern", FSDD_PATTERN,
                        label_group=1, group_group=2, folds=None, grouped=True, preset=True),
@@ -165,8 +167,6 @@ def resolve_task(name: str, **generic) -> Task:
 def resolve_data(data: str) -> Path:
     """DATA as a folder; "fsdd" means hear_dual.datasets.fsdd_dir() (only when no folder of that name exists)."""
     if data == "fsdd" and not Path(data).is_dir():
-        from hear_dual import datasets
-
         root = datasets.fsdd_dir()
         if root is None:
             raise FileNotFoundError("FSDD not found: put it at ../shared/data/fsdd or set HEAR_DUAL_FSDD")
