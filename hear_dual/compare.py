@@ -25,7 +25,7 @@ from types import ModuleType
 import numpy as np
 
 from hear_dual import datasets
-from hear_dual.parity import agreement
+from hear_dual.parity import agreement, to_numpy
 from hear_dual.signals import SIGNAL_KINDS, signal_batch
 
 METADATA = ("sample_rate", "timestamp_embedding_size", "scene_embedding_size")
@@ -70,17 +70,6 @@ def load_hear_module(name: str, weights: str = "") -> LoadedModule:
         raise AttributeError(f"module {name!r} lacks the HEAR 2021 function(s) {', '.join(missing)}")
     model = module.load_model(weights) if weights else module.load_model()
     return LoadedModule(name, module, model, model_kind(model), weights)
-
-
-def to_numpy(x) -> np.ndarray:
-    """A torch tensor, a TF tensor or variable, or anything numpy takes, as a numpy array."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and isinstance(x, (tf.Tensor, tf.Variable)):
-        return x.numpy()
-    return np.asarray(x)
 
 
 def _torch_device(model):

@@ -254,9 +254,9 @@ class Embedder:
 
     @staticmethod
     def _numpy(x) -> np.ndarray:
-        if hasattr(x, "detach"):
-            x = x.detach().cpu()
-        return np.ascontiguousarray(np.asarray(x), dtype=np.float32)
+        from hear_dual.parity import to_numpy
+
+        return np.ascontiguousarray(to_numpy(x), dtype=np.float32)
 
     def embed(self, clips: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """[(embeddings (T_i, D), timestamps (T_i,) ms, scene (D_scene,))] with T_i = num_timestamps(len(clip_i))."""

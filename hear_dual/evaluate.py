@@ -428,7 +428,7 @@ def scene_embeddings(loaded: Loaded, audio: np.ndarray) -> np.ndarray:
         wrapped = LoadedModule(loaded.ref.module, loaded.module, loaded.model, loaded.kind, loaded.ref.weights)
         scene = embed(wrapped, audio, scene_only=True)[2]
     else:
-        from hear_dual.compare import to_numpy
+        from hear_dual.parity import to_numpy
 
         scene = to_numpy(loaded.module.get_scene_embeddings(audio, loaded.model))
     scene = np.asarray(scene, np.float32)

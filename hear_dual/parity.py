@@ -6,9 +6,21 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+
+def to_numpy(x) -> np.ndarray:
+    """A torch tensor (any device), a TF tensor or variable, or anything numpy takes, as a numpy array."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(x, (tf.Tensor, tf.Variable)):
+        return x.numpy()
+    return np.asarray(x)
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ class Backend:
     def embed(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         embeddings, timestamps = self.module.get_timestamp_embeddings(audio, self.model)
         scene = self.module.pool_scene(embeddings, self.spec.scene_pooling)
-        return tuple(np.asarray(x.cpu() if hasattr(x, "cpu") else x) for x in (embeddings, timestamps, scene))
+        return tuple(to_numpy(x) for x in (embeddings, timestamps, scene))
 
 
 def input_batch(kind: str, n_sounds: int, n_samples: int, sample_rate: int, seed: int = 0) -> np.ndarray | None:

@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 
 from hear_dual.audio import num_timestamps, timestamps_ms
+from hear_dual.parity import to_numpy
 
 BACKENDS = ["torch", "tf", "onnx"]
-
-
-def to_numpy(x):
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -4,7 +4,7 @@ chunk sizes, in every backend; nothing depends on the chunk size."""
 import numpy as np
 import pytest
 
-from hear_dual.parity import agreement
+from hear_dual.parity import agreement, to_numpy
 
 BACKENDS = ["torch", "tf", "onnx"]
 
@@ -17,7 +17,7 @@ def embed(module, model, audio, chunk_timestamps):
         s = module.get_scene_embeddings(audio, model)
     finally:
         model.chunk_timestamps = saved
-    return [x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x) for x in (e, t, s)]
+    return [to_numpy(x) for x in (e, t, s)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -9,12 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hear_dual.audio import num_timestamps, timestamps_ms
+from hear_dual.parity import to_numpy
 
 BACKENDS = ["torch", "tf", "onnx"]
-
-
-def to_numpy(x):
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 def native(backend, array):

@@ -4,13 +4,9 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from hear_dual.parity import agreement
+from hear_dual.parity import agreement, to_numpy
 
 BACKENDS = ["torch", "tf", "onnx"]
-
-
-def to_numpy(x):
-    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 @pytest.fixture(scope="module")
