@@ -347,11 +347,10 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """`hear-dual compare` on its own: argv holds the arguments after `compare` (MODULE_A MODULE_B [options])."""
-    parser = argparse.ArgumentParser(prog="hear-dual")
-    add_compare_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["compare", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
+    """`hear-dual compare` on its own (`python -m hear_dual.compare`): argv holds the arguments after `compare`."""
+    from hear_dual.cli import main as cli_main
+
+    return cli_main(["compare", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

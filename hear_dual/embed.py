@@ -525,15 +525,10 @@ def add_embed_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """`hear-dual embed` on its own: argv holds the arguments after `embed`."""
-    parser = argparse.ArgumentParser(prog="hear-dual")
-    add_embed_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["embed", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"hear-dual embed: error: {e}", file=sys.stderr)
-        return 2
+    """`hear-dual embed` on its own (`python -m hear_dual.embed`): argv holds the arguments after `embed`."""
+    from hear_dual.cli import main as cli_main
+
+    return cli_main(["embed", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

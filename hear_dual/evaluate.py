@@ -714,15 +714,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """`hear-dual evaluate` on its own: argv holds the arguments after `evaluate`."""
-    parser = argparse.ArgumentParser(prog="hear-dual")
-    add_evaluate_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["evaluate", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        print(f"hear-dual evaluate: error: {e}", file=sys.stderr)
-        return 2
+    """`hear-dual evaluate` on its own (`python -m hear_dual.evaluate`): argv holds the arguments after `evaluate`."""
+    from hear_dual.cli import main as cli_main
+
+    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
