@@ -73,9 +73,9 @@ def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str
     with torch.inference_mode():
         source = torch.from_numpy(np.ascontiguousarray(audio[:, chunk.src_start : chunk.src_stop]))
         x = model.frontend(F.pad(source, (chunk.pad_left, chunk.pad_right)))
-        for name in model.layer_names:
-            layer = getattr(model, name)
-            if isinstance(layer, torch.nn.Module) and name in {l.name for l in spec.layers if l.op == "batchnorm"}:
+        for spec_layer in spec.layers:
+            name, layer = spec_layer.name, getattr(model, spec_layer.name)
+            if spec_layer.op == "batchnorm":
                 x64 = x.double()
                 mean, var = x64.mean(dim=(0, 2)), x64.var(dim=(0, 2))
                 params[f"{name}.running_mean"] = mean.float().numpy()
