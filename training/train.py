@@ -56,10 +56,10 @@ from hear_dual.torch_impl.model import BatchNorm, HearDualModel, LogMel  # noqa:
 from training import synth  # noqa: E402
 
 SOURCE_SPEECH = synth.SOURCE_CLASSES.index("speech")
-# Classification heads on the standardised scene embedding; label -1 = not applicable to that clip.
 # Near-silent clips per step for the quiet-gain penalty, and the log-mel perturbation it measures gain with.
 QUIET_CLIPS = 4
 QUIET_SIGMA = 1e-3
+# Classification heads on the standardised scene embedding; label -1 = not applicable to that clip.
 CLASS_TASKS = ("source", "note_pitch", "word", "speaker", "accent", "variant", "phoneme_first", "phoneme_last")
 
 
@@ -309,7 +309,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=5000, help="schedule length (the run may stop earlier)")
     parser.add_argument("--minutes", type=float, default=45.0, help="wall-clock budget for the whole process")
     parser.add_argument("--reserve-seconds", type=float, default=180.0,
-                        help="part of the budget kept for batch-norm re-estimation, saving and export")
+                        help="part of the budget kept for the optional batch-norm re-estimation, saving and export")
     parser.add_argument("--batch", type=int, default=32, help="clips per step (each seen in 2 views)")
     parser.add_argument("--clip-seconds", type=float, default=1.0)
     parser.add_argument("--speech-fraction", type=float, default=0.65)
@@ -432,16 +432,17 @@ def main(argv=None) -> None:
     # Optionally re-estimate the batch-norm running statistics on fresh training-distribution batches (network
     # frozen). Off by default: the quiet-gain penalty was trained against the running statistics, and exact
     # re-estimated ones moved the network's operating point at silence enough to undo it (gain 0.9 -> 1800).
-    recal = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts,
-                    stream=2)
-    with torch.no_grad():
-        for t in trainers if args.recalibration_batches else []:
-            t.recalibrating = True
-        model.train()
-        for i in range(args.recalibration_batches):
-            encode(model, recal[i]["logmel"])
-        for t in trainers if args.recalibration_batches else []:
-            t.finish_recalibration()
+    if args.recalibration_batches:
+        recal = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed,
+                        train_utts, stream=2)
+        with torch.no_grad():
+            for t in trainers:
+                t.recalibrating = True
+            model.train()
+            for i in range(args.recalibration_batches):
+                encode(model, recal[i]["logmel"])
+            for t in trainers:
+                t.finish_recalibration()
     model.eval()
     heads.eval()
 
