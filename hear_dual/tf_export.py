@@ -29,22 +29,28 @@ from hear_dual.spec import Spec
 META_EXPORTER = "hear_dual.exporter"
 
 
-def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], np.ndarray]]:
-    """Arrays a correct export may hold, each with the parameters it accounts for.
+def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], tuple[np.ndarray, ...]]]:
+    """Sets of arrays a correct export may hold, each with the parameters the whole set accounts for.
 
     Grappler and tf2onnx fold constants: batch norm's scale = weight / sqrt(running_var + eps) and
     shift = bias - running_mean * scale become tensors of their own. IEEE float32 add, subtract, multiply,
     sqrt and divide are correctly rounded, so numpy's float32 results must match those bit for bit.
+    tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps.
     """
-    facts = [((name,), array) for name, array in frontend_constants(spec).items()]
-    facts += [((name,), array) for name, array in params.items()]
+    from hear_dual.tf_impl.model import to_tf_layout
+
+    facts = [((name,), (array,)) for name, array in frontend_constants(spec).items()]
+    facts += [((name,), (array,)) for name, array in params.items()]
     for layer in spec.layers:
+        if layer.op == "conv1d":
+            kernel = to_tf_layout(f"{layer.name}.weight", params[f"{layer.name}.weight"])
+            facts.append(((f"{layer.name}.weight",), tuple(kernel)))
         if layer.op == "batchnorm":
             w, b = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]
             m, v = params[f"{layer.name}.running_mean"], params[f"{layer.name}.running_var"]
             scale = (w / np.sqrt(v + np.float32(layer.eps))).astype(np.float32)
-            facts.append(((f"{layer.name}.weight", f"{layer.name}.running_var"), scale))
-            facts.append(((f"{layer.name}.bias", f"{layer.name}.running_mean"), (b - m * scale).astype(np.float32)))
+            facts.append(((f"{layer.name}.weight", f"{layer.name}.running_var"), (scale,)))
+            facts.append(((f"{layer.name}.bias", f"{layer.name}.running_mean"), ((b - m * scale).astype(np.float32),)))
     return facts
 
 
@@ -54,13 +60,13 @@ def _key(array: np.ndarray):
 
 
 def unaccounted_parameters(graph, spec: Spec, params: dict) -> list[str]:
-    """Spec parameters (and frontend constants) that no initializer holds bit for bit, alone or folded."""
+    """Spec parameters (and frontend constants) that no initializer holds bit for bit, alone, folded or by tap."""
     from onnx import numpy_helper
 
     held = {_key(numpy_helper.to_array(init)) for init in graph.graph.initializer}
     accounted = set()
-    for names, array in weight_facts(spec, params):
-        if _key(array) in held:
+    for names, arrays in weight_facts(spec, params):
+        if all(_key(array) in held for array in arrays):
             accounted.update(names)
     wanted = list(frontend_constants(spec)) + list(params)
     return [name for name in wanted if name not in accounted]

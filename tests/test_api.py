@@ -73,6 +73,20 @@ def test_scene_is_mean_then_max_of_timestamp_embeddings(backend, backends):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_scene_mean_is_the_float64_mean_rounded_once(backend, backends):
+    """SPEC section 6: every backend must give the correctly rounded mean, not its own float32 sum's
+    rounding, which grows with the number of timestamps and differs between frameworks."""
+    module, _ = backends[backend]
+    rows = np.full((2, 1500, 4), 2.5700001, np.float32) + np.float32(3e-7) * np.arange(4, dtype=np.float32)
+    rows[1] *= np.linspace(0.5, 1.5, 1500, dtype=np.float32)[:, None]
+    want = rows.astype(np.float64).mean(axis=1).astype(np.float32)
+    assert not np.array_equal(rows.mean(axis=1, dtype=np.float32), want)     # a float32 sum would fail
+    tensor = {"torch": lambda a: __import__("torch").from_numpy(a),
+              "tf": lambda a: __import__("tensorflow").constant(a), "onnx": lambda a: a}[backend](rows)
+    np.testing.assert_array_equal(to_numpy(module.pool_scene(tensor, ["mean"])), want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_framework_tensor_numpy_and_float64_inputs_agree(backend, backends):
     module, model = backends[backend]
     audio = np.random.default_rng(2).uniform(-1, 1, (2, 9000)).astype(np.float32)

@@ -63,7 +63,7 @@ def get_timestamp_embeddings(audio, model: OnnxModel) -> tuple[np.ndarray, np.nd
 
 
 def pool_scene(embeddings: np.ndarray, pooling: list[str]) -> np.ndarray:
-    pooled = {"mean": lambda e: e.mean(axis=1, dtype=np.float32), "max": lambda e: e.max(axis=1)}
+    pooled = {"mean": lambda e: e.mean(axis=1, dtype=np.float64).astype(np.float32), "max": lambda e: e.max(axis=1)}
     return np.concatenate([pooled[p](embeddings) for p in pooling], axis=1)
 
 

@@ -48,7 +48,8 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf
 
 
 def pool_scene(embeddings: tf.Tensor, pooling: list[str]) -> tf.Tensor:
-    pooled = {"mean": lambda e: tf.reduce_mean(e, axis=1), "max": lambda e: tf.reduce_max(e, axis=1)}
+    pooled = {"mean": lambda e: tf.cast(tf.reduce_mean(tf.cast(e, tf.float64), axis=1), tf.float32),
+              "max": lambda e: tf.reduce_max(e, axis=1)}
     return tf.concat([pooled[p](embeddings) for p in pooling], axis=1)
 
 

@@ -46,7 +46,7 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor,
 
 
 def pool_scene(embeddings: torch.Tensor, pooling: list[str]) -> torch.Tensor:
-    pooled = {"mean": lambda e: e.mean(dim=1), "max": lambda e: e.amax(dim=1)}
+    pooled = {"mean": lambda e: e.mean(dim=1, dtype=torch.float64).float(), "max": lambda e: e.amax(dim=1)}
     return torch.cat([pooled[p](embeddings) for p in pooling], dim=1)
 
 
