@@ -40,7 +40,7 @@ the numbers are reproducible on one machine.
 
 References, evaluated in the same run with the same files, folds and probe (--reference, repeatable):
 
-    seeded-random  hear_dual.torch_impl with the shipped hear-dual-base checkpoint (seeded, untrained weights)
+    seeded-random  hear_dual.torch_impl with the shipped hear-dual-base-seeded checkpoint (untrained weights)
     logmel-stats   hear_dual.baselines: mean and std over time of the hear-dual-base log-mel, no learning
     randproj       hear_dual.torch_impl with the shipped hear-dual-randproj checkpoint: a random linear
                    projection of log-mel frames to 4096 dims, mean over time (after hearbaseline.naive)
@@ -76,8 +76,8 @@ PROBES = ("logreg", "mlp")
 SKLEARN_HINT = "hear-dual evaluate needs scikit-learn: pip install scikit-learn (or pip install 'hear-dual[dev]')"
 
 REFERENCES = {
-    "seeded-random": ("hear_dual.torch_impl", "base",
-                      "hear_dual.torch_impl, shipped hear-dual-base checkpoint (seeded, untrained)"),
+    "seeded-random": ("hear_dual.torch_impl", "seeded",
+                      "hear_dual.torch_impl, hear-dual-base-seeded checkpoint (seeded, untrained)"),
     "logmel-stats": ("hear_dual.baselines", "",
                      "hear_dual.baselines: mean and std over time of the log-mel frontend, no learning"),
     "randproj": ("hear_dual.torch_impl", "randproj",

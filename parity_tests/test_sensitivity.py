@@ -74,8 +74,13 @@ def test_keras_batchnorm_epsilon_is_caught(spec, checkpoint, audio, reference):
 
 
 def test_single_epsilon_change_is_caught(spec, checkpoint, audio, reference):
+    # eps matters in proportion to eps / running_var: drift it where the weights make it matter most (trained
+    # weights have running variances of 0.4 to 8, so 1e-4 in the largest-variance layer moves nothing).
+    smallest_var = min((layer.name for layer in spec.layers if layer.op == "batchnorm"),
+                       key=lambda name: checkpoint.params[f"{name}.running_var"].min())
+
     def one_eps(raw):
-        next(layer for layer in raw["encoder"] if layer["name"] == "norm4")["eps"] = 1e-4
+        next(layer for layer in raw["encoder"] if layer["name"] == smallest_var)["eps"] = 1e-4
     got, _ = tf_embeddings(drifted_spec(spec, one_eps), checkpoint.params, audio)
     assert_caught(reference, got, spec)
 

@@ -152,7 +152,7 @@ def test_cli_json_output(tone_folder, tmp_path, capsys):
 def test_references_resolve_to_shipped_checkpoints():
     import hear_dual.checkpoints
 
-    assert model_ref("seeded-random").weights == hear_dual.checkpoints.path("base")
+    assert model_ref("seeded-random").weights == hear_dual.checkpoints.path("seeded")
     assert model_ref("randproj").weights == hear_dual.checkpoints.path("randproj")
     assert model_ref("logmel-stats").module == "hear_dual.baselines"
     with pytest.raises(ValueError, match="fixed weights"):

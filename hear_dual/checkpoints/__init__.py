@@ -6,11 +6,14 @@
 
 from hear_dual.checkpoint import checkpoint_path
 
-SHORT_NAMES = {"base": "hear-dual-base", "compact": "hear-dual-compact", "randproj": "hear-dual-randproj"}
+SHORT_NAMES = {"base": "hear-dual-base", "seeded": "hear-dual-base-seeded", "compact": "hear-dual-compact",
+               "randproj": "hear-dual-randproj"}
 
 
 def path(name: str = "base") -> str:
-    """Path of a shipped checkpoint: "base" (the default model) or "compact" (the compact track, D <= 64).
+    """Path of a shipped checkpoint: "base" (the default model, trained), "seeded" (the same architecture with
+    seeded, untrained weights: the reference the trained weights must beat), "compact" (the compact track,
+    D <= 64) or "randproj" (a random-projection baseline).
 
     Full variant names ("hear-dual-compact") work too.
     """
