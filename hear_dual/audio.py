@@ -75,6 +75,38 @@ def frontend_constants(spec: Spec) -> dict[str, np.ndarray]:
     return _frontend_constants(spec.to_json())
 
 
+@dataclass(frozen=True)
+class DftFold:
+    """The windowed DFT folded by the window's symmetry (SPEC section 3): with head = frames[..., 1 : half + 1]
+    and tail = frames[..., tail_index], re = (head + tail) @ even and im = (head - tail) @ odd."""
+    half: int
+    tail_index: np.ndarray     # int64 (half,): N - n for n = 1..half
+    even: np.ndarray           # (half, n_bins), rows 1..half of D's real part; the self-paired row N/2 halved
+    odd: np.ndarray            # (half, n_bins), rows 1..half of D's imaginary part
+
+
+@lru_cache(maxsize=8)
+def _dft_fold(spec_json: str) -> DftFold:
+    spec = Spec.from_json(spec_json)
+    dft = frontend_constants(spec)["frontend.dft"]
+    n, n_bins = spec.frontend["win_length"], spec.n_bins
+    half = n // 2
+    even = dft[1 : half + 1, :n_bins].copy()
+    if n % 2 == 0:
+        even[-1] /= 2      # x[N/2] pairs with itself: head + tail = 2 x[N/2]; halving is exact
+    odd = dft[1 : half + 1, n_bins:].copy()
+    fold = DftFold(half, np.arange(n - 1, n - 1 - half, -1, dtype=np.int64), even, odd)
+    for array in (fold.tail_index, fold.even, fold.odd):
+        array.setflags(write=False)
+    return fold
+
+
+def dft_fold(spec: Spec) -> DftFold:
+    """Half the DFT's multiply-adds with the same constants. Exact because the periodic Hann window has
+    w[0] = 0 and w[n] = w[N - n], and cos / sin are even / odd in n -> N - n."""
+    return _dft_fold(spec.to_json())
+
+
 # --- framing, padding, chunking, timestamps -------------------------------------------------------
 
 def num_timestamps(spec: Spec, n_samples: int) -> int:

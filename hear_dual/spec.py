@@ -59,6 +59,8 @@ class Layer:
     attrs: dict
 
     def __getattr__(self, key):
+        if key == "attrs":   # not set yet (copy, pickle): looking it up here would recurse forever
+            raise AttributeError(key)
         try:
             return self.attrs[key]
         except KeyError:

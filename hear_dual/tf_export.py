@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from hear_dual.audio import frontend_constants, padded_input_length
+from hear_dual.audio import dft_fold, frontend_constants, padded_input_length
 from hear_dual.checkpoint import (
     FORMAT_VERSION,
     META_FORMAT,
@@ -35,11 +35,14 @@ def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], tuple[
     Grappler and tf2onnx fold constants: batch norm's scale = weight / sqrt(running_var + eps) and
     shift = bias - running_mean * scale become tensors of their own. IEEE float32 add, subtract, multiply,
     sqrt and divide are correctly rounded, so numpy's float32 results must match those bit for bit.
-    tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps.
+    tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps; its
+    frontend multiplies by the folded DFT, so the DFT may be held as its two folded halves.
     """
     from hear_dual.tf_impl.model import to_tf_layout
 
+    fold = dft_fold(spec)
     facts = [((name,), (array,)) for name, array in frontend_constants(spec).items()]
+    facts.append((("frontend.dft",), (fold.even, fold.odd)))
     facts += [((name,), (array,)) for name, array in params.items()]
     for layer in spec.layers:
         if layer.op == "conv1d":

@@ -57,3 +57,44 @@ def test_backend_frontend_matches_reference(backend, kind, spec, torch_model, tf
     assert got.dtype == np.float32 and got.shape == want.shape
     # float64 compute, one float32 rounding at the end: a few ulp of values up to |10|.
     assert np.abs(got - want).max() <= 5e-6
+
+
+@pytest.mark.parametrize("win_length, hop_length", [(480, 160), (405, 135)], ids=["even-N", "odd-N"])
+def test_folded_dft_equals_the_spec_matmul(spec, win_length, hop_length):
+    """SPEC section 3: (head + tail) @ D_even and (head - tail) @ D_odd are frames @ D, to float64 rounding."""
+    import copy
+
+    from hear_dual.audio import dft_fold
+    from hear_dual.spec import Spec
+
+    raw = copy.deepcopy(spec.raw)
+    raw["frontend"].update(win_length=win_length, n_fft=win_length, hop_length=hop_length)
+    if win_length % 2:  # one kernel-2 layer keeps the receptive field (hop + N samples) even
+        raw["encoder"] = [{"name": "proj", "op": "conv1d", "in_channels": 64, "out_channels": 8, "kernel_size": 2,
+                           "stride": 1, "dilation": 1}]
+        raw["embedding"].update(timestamp_embedding_size=8, scene_embedding_size=16)
+    variant = Spec(raw)
+    fold, dft, n_bins = dft_fold(variant), frontend_constants(variant)["frontend.dft"], variant.n_bins
+    frames = np.random.default_rng(1).uniform(-1, 1, (64, win_length)).astype(np.float32).astype(np.float64)
+    want = frames @ dft
+    head, tail = frames[:, 1 : fold.half + 1], frames[:, fold.tail_index]
+    scale = np.abs(want).max()
+    assert np.abs((head + tail) @ fold.even - want[:, :n_bins]).max() <= 1e-13 * scale
+    assert np.abs((head - tail) @ fold.odd - want[:, n_bins:]).max() <= 1e-13 * scale
+
+
+@pytest.mark.parametrize("kind", SIGNAL_KINDS)
+def test_folded_frontend_matches_the_checkpoint_graphs_matmul(kind, spec, torch_model):
+    """The checkpoint graph keeps the single matmul; after the float32 cast the two agree to the last bit
+    (allowing a rare one-ulp flip where float64 rounding straddles a float32 tie)."""
+    import torch
+
+    padded = torch.from_numpy(padded_clip(spec, kind, 16000 + 123))
+    frontend = torch_model.frontend
+    with torch.inference_mode():
+        folded = frontend(padded).numpy()
+        real, imag = frontend.unfolded_spectrum(padded.double())
+        single = torch.log((real * real + imag * imag) @ frontend.mel + frontend.log_offset)
+        single = single.float().transpose(1, 2).numpy()
+    assert np.abs(folded - single).max() <= np.spacing(np.abs(single).max())
+    assert (folded == single).mean() >= 0.999

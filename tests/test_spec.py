@@ -112,3 +112,14 @@ def test_compact_track_limits_width(raw):
     raw["track"] = "compact"
     with pytest.raises(SpecError, match="compact"):
         Spec(raw)
+
+
+def test_layers_copy_and_pickle(spec):
+    """Layer reads its op fields through __getattr__; copy and pickle (which probe attributes before
+    __init__ state exists) once recursed forever."""
+    import copy
+    import pickle
+
+    layer = spec.layers[1]
+    for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert clone == layer and clone.kernel_size == layer.kernel_size

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from hear_dual.audio import frontend_constants
+from hear_dual.audio import dft_fold, frontend_constants
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.spec import Spec
 
@@ -27,14 +27,17 @@ from_tf_layout = to_tf_layout
 
 
 class LogMel(tf.Module):
-    """Frames by reshape (win_length is a multiple of hop), then one matmul with the windowed DFT."""
+    """Frames, then the windowed DFT folded by the window's symmetry: two matmuls of half the size."""
 
     def __init__(self, spec: Spec):
         super().__init__(name="frontend")
-        constants = frontend_constants(spec)
+        constants, fold = frontend_constants(spec), dft_fold(spec)
         # Variables, not captured constants: exporters (tf2onnx) freeze variables into the graph.
-        self.dft = tf.Variable(constants["frontend.dft"], trainable=False, name="frontend.dft")
+        self.dft_even = tf.Variable(fold.even, trainable=False, name="frontend.dft_even")
+        self.dft_odd = tf.Variable(fold.odd, trainable=False, name="frontend.dft_odd")
         self.mel = tf.Variable(constants["frontend.mel"], trainable=False, name="frontend.mel")
+        self.fold_tail = fold.tail_index      # numpy, so a trace embeds it as a constant, not a captured input
+        self.fold_half = fold.half
         self.hop = spec.frontend["hop_length"]
         self.blocks_per_frame = spec.frontend["win_length"] // self.hop
         self.n_bins = spec.n_bins
@@ -43,12 +46,13 @@ class LogMel(tf.Module):
     def __call__(self, audio: tf.Tensor) -> tf.Tensor:
         # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
         # amplify float32 rounding there into cross-framework drift.
-        audio = tf.cast(audio, self.dft.dtype)
+        audio = tf.cast(audio, self.dft_even.dtype)
         blocks = tf.reshape(audio, [tf.shape(audio)[0], -1, self.hop])
         n_frames = tf.shape(blocks)[1] - self.blocks_per_frame + 1
         frames = tf.concat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], axis=2)
-        spectrum = tf.matmul(frames, self.dft)
-        real, imag = spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
+        head, tail = frames[..., 1 : self.fold_half + 1], tf.gather(frames, self.fold_tail, axis=2)
+        real = tf.matmul(head + tail, self.dft_even)
+        imag = tf.matmul(head - tail, self.dft_odd)
         power = real * real + imag * imag
         log_mel = tf.math.log(tf.matmul(power, self.mel) + self.log_offset)
         return tf.cast(log_mel, tf.float32)

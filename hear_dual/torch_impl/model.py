@@ -6,21 +6,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_dual.audio import frontend_constants
+from hear_dual.audio import dft_fold, frontend_constants
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.spec import Spec
 
 
 class LogMel(nn.Module):
-    """Frames by reshape (win_length is a multiple of hop), then one matmul with the windowed DFT."""
+    """Frames, then the windowed DFT folded by the window's symmetry: two matmuls of half the size."""
 
     def __init__(self, spec: Spec):
         super().__init__()
         constants = frontend_constants(spec)
         self.register_buffer("dft", torch.from_numpy(constants["frontend.dft"].copy()))
         self.register_buffer("mel", torch.from_numpy(constants["frontend.mel"].copy()))
+        fold = dft_fold(spec)
+        # Not persistent: rows of dft, so they stay out of the checkpoint.
+        self.register_buffer("dft_even", torch.from_numpy(fold.even.copy()), persistent=False)
+        self.register_buffer("dft_odd", torch.from_numpy(fold.odd.copy()), persistent=False)
+        self.register_buffer("fold_tail", torch.from_numpy(fold.tail_index.copy()), persistent=False)
+        self.fold_half = fold.half
         self.hop = spec.frontend["hop_length"]
-        self.blocks_per_frame = spec.frontend["win_length"] // self.hop
+        self.win_length = spec.frontend["win_length"]
+        self.blocks_per_frame = self.win_length // self.hop
         self.n_bins = spec.n_bins
         self.log_offset = spec.frontend["log_offset"]
 
@@ -28,14 +35,24 @@ class LogMel(nn.Module):
         # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
         # amplify float32 rounding there into cross-framework drift.
         audio = audio.to(self.dft.dtype)
+        if torch.onnx.is_in_onnx_export():
+            real, imag = self.unfolded_spectrum(audio)
+        else:
+            frames = audio.unfold(1, self.win_length, self.hop)    # (batch, F, N), a strided view
+            head, tail = frames[..., 1 : self.fold_half + 1], frames.index_select(2, self.fold_tail)
+            real = (head + tail) @ self.dft_even
+            imag = (head - tail) @ self.dft_odd
+        power = real * real + imag * imag
+        log_mel = torch.log(power @ self.mel + self.log_offset)
+        return log_mel.to(torch.float32).transpose(1, 2)
+
+    def unfolded_spectrum(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The spec's single matmul, for the checkpoint graph: the reader checks its constant against the spec."""
         blocks = audio.reshape(audio.shape[0], -1, self.hop)
         n_frames = blocks.shape[1] - self.blocks_per_frame + 1
         frames = torch.cat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], dim=2)
         spectrum = frames @ self.dft
-        real, imag = spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
-        power = real * real + imag * imag
-        log_mel = torch.log(power @ self.mel + self.log_offset)
-        return log_mel.to(torch.float32).transpose(1, 2)
+        return spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
 
 
 class Conv1d(nn.Conv1d):
