@@ -35,6 +35,7 @@ CASES = {  # name: (n_sounds, seconds, repeats)
     "16x5min": (16, 300.0, 1),
 }
 OURS = {"torch": "hear_dual.torch_impl", "tf": "hear_dual.tf_impl", "onnx": "hear_dual.onnx_impl"}
+REPLY = "hear-dual-benchmark "   # prefixes --serve's replies on stdout
 
 
 def pink_noise(n_sounds: int, n_samples: int, seed: int = 0) -> np.ndarray:
@@ -142,7 +143,7 @@ def serve(module_name: str, weights: str, threads: int | None) -> None:
             run(inputs[case])  # untimed, as in worker()
         t0 = time.perf_counter()
         run(inputs[case])
-        print(json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+        print(REPLY + json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
 
 
 def interleaved(jobs: list[tuple[str, str, str]], case: str, rounds: int, threads: int | None) -> dict:
@@ -160,10 +161,12 @@ def interleaved(jobs: list[tuple[str, str, str]], case: str, rounds: int, thread
             for module in modules[r % len(modules):] + modules[: r % len(modules)]:
                 procs[module].stdin.write(case + "\n")
                 procs[module].stdin.flush()
-                reply = procs[module].stdout.readline()
-                if not reply:
-                    raise RuntimeError(f"{module} exited mid-benchmark (exit {procs[module].wait()})")
-                times[module].append(json.loads(reply)["seconds"])
+                reply = ""
+                while not reply.startswith(REPLY):   # skip anything the module itself prints
+                    reply = procs[module].stdout.readline()
+                    if not reply:
+                        raise RuntimeError(f"{module} exited mid-benchmark (exit {procs[module].wait()})")
+                times[module].append(json.loads(reply[len(REPLY):])["seconds"])
     finally:
         for proc in procs.values():
             proc.stdin.close()

@@ -68,7 +68,7 @@ import numpy as np
 
 from hear_dual import datasets
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"   # bump when hear_dual code changes embeddings (2: float64 scene mean, conv kernels)
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_BATCH_SECONDS = 240.0
 DEFAULT_FOLDS = 5
@@ -559,7 +559,7 @@ def evaluate(models, tasks, data, probe: str = "logreg", seed: int = 0, cache_di
     for ref in refs:
         loaded = load(ref)
         identity = (ref.module, loaded.weights_id)
-        if identity in seen:      # e.g. hear_dual.torch_impl (default weights) and the seeded-random reference
+        if identity in seen:      # e.g. hear_dual.torch_impl with --weights the seeded file, and seeded-random
             seen[identity].ref.label += f" = {ref.label}"
             continue
         seen[identity] = loaded

@@ -35,8 +35,9 @@ def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], tuple[
     Grappler and tf2onnx fold constants: batch norm's scale = weight / sqrt(running_var + eps) and
     shift = bias - running_mean * scale become tensors of their own. IEEE float32 add, subtract, multiply,
     sqrt and divide are correctly rounded, so numpy's float32 results must match those bit for bit.
-    tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps; its
-    frontend multiplies by the folded DFT, so the DFT may be held as its two folded halves.
+    tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps (in any
+    order: tap order is the parity tests' to check); its frontend multiplies by the folded DFT, so the DFT
+    may be held as its two folded halves.
     """
     from hear_dual.tf_impl.model import to_tf_layout
 

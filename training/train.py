@@ -5,7 +5,7 @@
         --cache /work/trained/espeak-cache --out-dir /work/trained
 
 The model is the shipped architecture (hear_dual.torch_impl.model.HearDualModel on the built-in
-hear-dual-base spec), initialised like the shipped default (seeded_parameters(spec, seed) with calibrated
+hear-dual-base spec), initialised like the shipped seeded weights (seeded_parameters(spec, seed) with calibrated
 batch norm). For training only, each BatchNorm layer's forward is replaced (on the instance, here; nothing in
 hear_dual/ changes) by real batch norm: batch statistics in training mode, running statistics updated with
 momentum. The frontend has no parameters and is computed in the data-loading worker, in the spec's precision.

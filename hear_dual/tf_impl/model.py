@@ -49,6 +49,7 @@ class LogMel(tf.Module):
         audio = tf.cast(audio, self.dft_even.dtype)
         blocks = tf.reshape(audio, [tf.shape(audio)[0], -1, self.hop])
         n_frames = tf.shape(blocks)[1] - self.blocks_per_frame + 1
+        # TF has no strided views (torch frames with unfold): a concat of hop-sized blocks is the cheapest copy.
         frames = tf.concat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], axis=2)
         head, tail = frames[..., 1 : self.fold_half + 1], tf.gather(frames, self.fold_tail, axis=2)
         real = tf.matmul(head + tail, self.dft_even)
@@ -76,6 +77,7 @@ class Conv1d(tf.Module):
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         kernel_size = self.kernel.shape[0]
+        # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
         n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
         span = (n_out - 1) * self.stride + 1
         taps = [tf.matmul(x[:, k * self.dilation : k * self.dilation + span : self.stride], self.kernel[k])

@@ -67,8 +67,10 @@ class Conv1d(nn.Conv1d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cpu and x.dtype == torch.float32 and torch.backends.mkldnn.is_available() \
-                and not torch.onnx.is_in_onnx_export():
+        use_onednn = (x.is_cpu and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
+                      and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
+                      and not torch.onnx.is_in_onnx_export())
+        if use_onednn:
             return torch.ops.aten.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride,
                                                      self.dilation, self.groups)
         return super().forward(x)
