@@ -79,10 +79,13 @@ def frontend_constants(spec: Spec) -> dict[str, np.ndarray]:
 class DftFold:
     """The windowed DFT folded by the window's symmetry (SPEC section 3): with head = frames[..., 1 : half + 1]
     and tail = frames[..., tail_index], re = (head + tail) @ even and im = (head - tail) @ odd."""
-    half: int
     tail_index: np.ndarray     # int64 (half,): N - n for n = 1..half
     even: np.ndarray           # (half, n_bins), rows 1..half of D's real part; the self-paired row N/2 halved
     odd: np.ndarray            # (half, n_bins), rows 1..half of D's imaginary part
+
+    @property
+    def half(self) -> int:
+        return self.tail_index.size
 
 
 @lru_cache(maxsize=8)
@@ -95,7 +98,7 @@ def _dft_fold(spec_json: str) -> DftFold:
     if n % 2 == 0:
         even[-1] /= 2      # x[N/2] pairs with itself: head + tail = 2 x[N/2]; halving is exact
     odd = dft[1 : half + 1, n_bins:].copy()
-    fold = DftFold(half, np.arange(n - 1, n - 1 - half, -1, dtype=np.int64), even, odd)
+    fold = DftFold(np.arange(n - 1, n - 1 - half, -1, dtype=np.int64), even, odd)
     for array in (fold.tail_index, fold.even, fold.odd):
         array.setflags(write=False)
     return fold

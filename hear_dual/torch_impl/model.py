@@ -42,6 +42,9 @@ class LogMel(nn.Module):
             head, tail = frames[..., 1 : self.fold_half + 1], frames.index_select(2, self.fold_tail)
             real = (head + tail) @ self.dft_even
             imag = (head - tail) @ self.dft_odd
+        return self.log_mel(real, imag)
+
+    def log_mel(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
         power = real * real + imag * imag
         log_mel = torch.log(power @ self.mel + self.log_offset)
         return log_mel.to(torch.float32).transpose(1, 2)
