@@ -2,7 +2,8 @@
 
 Nothing here imports a deep-learning framework. The window, the windowed DFT matrix and the mel
 filterbank are computed once in float64 from the spec and cast once to the spec's frontend precision,
-so every backend multiplies by bit-identical constants. Padding, chunking and timestamps are integer arithmetic on
+and stored in every checkpoint; a loaded model's backends all multiply by its checkpoint's stored
+arrays, so within a process they are bit-identical. Padding, chunking and timestamps are integer arithmetic on
 sample counts, so no backend can drift from another at any length.
 """
 
@@ -71,7 +72,11 @@ def _frontend_constants(spec_json: str) -> dict[str, np.ndarray]:
 
 
 def frontend_constants(spec: Spec) -> dict[str, np.ndarray]:
-    """The constants every backend multiplies by (in frontend.precision), keyed by checkpoint name."""
+    """The spec's constants (in frontend.precision) computed on this machine, keyed by checkpoint name.
+
+    A loaded model multiplies by its checkpoint's stored constants instead (SPEC section 7): numpy's float64
+    sin, cos, log10 and power round differently per CPU, so a recomputation may differ by an ulp. These are
+    what export writes and what the reader checks stored constants against, within a bound."""
     return _frontend_constants(spec.to_json())
 
 
@@ -88,11 +93,10 @@ class DftFold:
         return self.tail_index.size
 
 
-@lru_cache(maxsize=8)
-def _dft_fold(spec_json: str) -> DftFold:
-    spec = Spec.from_json(spec_json)
-    dft = frontend_constants(spec)["frontend.dft"]
-    n, n_bins = spec.frontend["win_length"], spec.n_bins
+def dft_fold(dft: np.ndarray) -> DftFold:
+    """Half the DFT's multiply-adds with rows of the same constant D (win_length, 2 * n_bins). Exact because
+    the periodic Hann window has w[0] = 0 and w[n] = w[N - n], and cos / sin are even / odd in n -> N - n."""
+    n, n_bins = dft.shape[0], dft.shape[1] // 2
     half = n // 2
     even = dft[1 : half + 1, :n_bins].copy()
     if n % 2 == 0:
@@ -102,12 +106,6 @@ def _dft_fold(spec_json: str) -> DftFold:
     for array in (fold.tail_index, fold.even, fold.odd):
         array.setflags(write=False)
     return fold
-
-
-def dft_fold(spec: Spec) -> DftFold:
-    """Half the DFT's multiply-adds with the same constants. Exact because the periodic Hann window has
-    w[0] = 0 and w[n] = w[N - n], and cos / sin are even / odd in n -> N - n."""
-    return _dft_fold(spec.to_json())
 
 
 # --- framing, padding, chunking, timestamps -------------------------------------------------------

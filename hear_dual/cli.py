@@ -157,6 +157,51 @@ def cmd_parity(args) -> int:
     return 0 if passed else 1
 
 
+def cmd_doctor(args) -> int:
+    """This machine: platform facts, then every shipped checkpoint in every installed backend against golden."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from hear_dual.portability import check_here, format_doctor
+
+    report = check_here(weights=args.weights, parity=not args.no_parity)
+    if args.json:
+        for entry in report["checkpoints"].values():
+            entry.pop("rows")
+        print(json.dumps(report, indent=1))
+    else:
+        print(format_doctor(report))
+    return 0 if report["passed"] else 1
+
+
+def cmd_portability(args) -> int:
+    """The CPU-personality matrix: the doctor's check in subprocesses that emulate other CPUs on this one."""
+    from hear_dual.portability import PERSONALITIES, emulation_notes, matrix_table, numpy_dispatch, run_personality
+
+    names = [n for n in args.personalities.split(",") if n]
+    unknown = sorted(set(names) - set(PERSONALITIES))
+    if unknown:
+        raise ValueError(f"unknown personalities {unknown}; expected some of {list(PERSONALITIES)}")
+    native = numpy_dispatch()
+    reports = []
+    for name in names:
+        report = run_personality(name, tuple(args.checkpoints.split(",")))
+        report["notes"] = emulation_notes(report, native) if "platform" in report else []
+        reports.append(report)
+        if not args.json:
+            print(f"{name}: {'pass' if report['passed'] else 'FAIL'}", *report["notes"], file=sys.stderr)
+    passed = all(r["passed"] for r in reports)
+    if args.json:
+        print(json.dumps({"passed": passed, "personalities": reports}, indent=1))
+        return 0 if passed else 1
+    print(matrix_table(reports))
+    for report in reports:
+        for line in report["notes"] + report["problems"]:
+            print(f"- {report['personality']}: {line}")
+    print(f"\n{'PASS' if passed else 'FAIL'}")
+    return 0 if passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hear-dual", description="hear-dual: one spec, torch and TF backends.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--no-speech", action="store_true", help="skip FSDD speech and the downstream probe")
     parity.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     parity.set_defaults(func=cmd_parity)
+
+    doctor = sub.add_parser("doctor", help="check this machine: every shipped checkpoint in every installed backend "
+                                           "against the golden embeddings; what a bug report should carry")
+    doctor.add_argument("--weights", default=None,
+                        help="check this checkpoint instead, against the float64 reference computed here")
+    doctor.add_argument("--no-parity", action="store_true", help="skip the torch vs tf and conv rounding checks")
+    doctor.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    doctor.set_defaults(func=cmd_doctor)
+
+    from hear_dual.portability import PERSONALITIES, SHIPPED
+
+    portability = sub.add_parser("portability", help="the CPU-personality matrix: other CPUs emulated on this one")
+    portability.add_argument("--personalities", default=",".join(PERSONALITIES),
+                             help=f"comma-separated subset of {', '.join(PERSONALITIES)}")
+    portability.add_argument("--checkpoints", default=",".join(SHIPPED), help="comma-separated shipped checkpoints")
+    portability.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    portability.set_defaults(func=cmd_portability)
 
     from hear_dual.compare import add_compare_parser
 

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from hear_dual.audio import dft_fold, frontend_constants, padded_input_length
+from hear_dual.audio import dft_fold, padded_input_length
 from hear_dual.checkpoint import (
     FORMAT_VERSION,
     META_FORMAT,
@@ -29,7 +29,7 @@ from hear_dual.spec import Spec
 META_EXPORTER = "hear_dual.exporter"
 
 
-def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], tuple[np.ndarray, ...]]]:
+def weight_facts(spec: Spec, params: dict, constants: dict) -> list[tuple[tuple[str, ...], tuple[np.ndarray, ...]]]:
     """Sets of arrays a correct export may hold, each with the parameters the whole set accounts for.
 
     Grappler and tf2onnx fold constants: batch norm's scale = weight / sqrt(running_var + eps) and
@@ -41,8 +41,8 @@ def weight_facts(spec: Spec, params: dict) -> list[tuple[tuple[str, ...], tuple[
     """
     from hear_dual.tf_impl.model import to_tf_layout
 
-    fold = dft_fold(spec)
-    facts = [((name,), (array,)) for name, array in frontend_constants(spec).items()]
+    fold = dft_fold(constants["frontend.dft"])
+    facts = [((name,), (array,)) for name, array in constants.items()]
     facts.append((("frontend.dft",), (fold.even, fold.odd)))
     facts += [((name,), (array,)) for name, array in params.items()]
     for layer in spec.layers:
@@ -63,16 +63,16 @@ def _key(array: np.ndarray):
     return squeezed.dtype.str, squeezed.shape, squeezed.tobytes()
 
 
-def unaccounted_parameters(graph, spec: Spec, params: dict) -> list[str]:
+def unaccounted_parameters(graph, spec: Spec, params: dict, constants: dict) -> list[str]:
     """Spec parameters (and frontend constants) that no initializer holds bit for bit, alone, folded or by tap."""
     from onnx import numpy_helper
 
     held = {_key(numpy_helper.to_array(init)) for init in graph.graph.initializer}
     accounted = set()
-    for names, arrays in weight_facts(spec, params):
+    for names, arrays in weight_facts(spec, params, constants):
         if all(_key(array) in held for array in arrays):
             accounted.update(names)
-    wanted = list(frontend_constants(spec)) + list(params)
+    wanted = list(constants) + list(params)
     return [name for name in wanted if name not in accounted]
 
 
@@ -90,7 +90,7 @@ def export(weights: str, out_path: str) -> None:
     model = tf_backend.load_model(checkpoint.path)
     graph, _ = tf2onnx.convert.from_function(model.encode, input_signature=model.encode.input_signature,
                                              opset=18)
-    missing = unaccounted_parameters(graph, spec, checkpoint.params)
+    missing = unaccounted_parameters(graph, spec, checkpoint.params, checkpoint.constants)
     if missing:
         raise RuntimeError(f"tf2onnx graph does not hold these weights bit for bit: {missing}")
 

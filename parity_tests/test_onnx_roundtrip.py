@@ -11,19 +11,19 @@ from hear_dual.tf_export import unaccounted_parameters
 
 def test_tf2onnx_graph_holds_every_weight_bit_for_bit(tf2onnx_graph, spec):
     graph = onnx.load(tf2onnx_graph)
-    params = read_checkpoint().params
-    assert unaccounted_parameters(graph, spec, params) == []
+    checkpoint = read_checkpoint()
+    assert unaccounted_parameters(graph, spec, checkpoint.params, checkpoint.constants) == []
 
 
 def test_weight_check_notices_a_changed_weight(tf2onnx_graph, spec):
     graph = onnx.load(tf2onnx_graph)
-    params = read_checkpoint().params
+    checkpoint = read_checkpoint()
     # one tap of a 384 -> 384 kernel (tf_impl multiplies by one kernel tap at a time)
     target = next(i for i in graph.graph.initializer if numpy_helper.to_array(i).shape == (384, 384))
     array = numpy_helper.to_array(target).copy()
     array.flat[0] = np.nextafter(array.flat[0], np.float32(np.inf))  # one ulp
     target.CopyFrom(numpy_helper.from_array(array, target.name))
-    assert len(unaccounted_parameters(graph, spec, params)) == 1
+    assert len(unaccounted_parameters(graph, spec, checkpoint.params, checkpoint.constants)) == 1
 
 
 def test_tf2onnx_graph_has_no_unsupported_ops(tf2onnx_graph):

@@ -90,15 +90,22 @@ def test_missing_file_and_non_checkpoint(tmp_path):
 
 
 def test_seeded_weights_are_reproducible_and_calibration_handles_any_geometry():
-    """The README's export command recreates the shipped seeded weights exactly (they are also where training
-    starts); calibration also works where the hop exceeds the receptive field (hear-dual-randproj), which
-    once crashed it."""
+    """The README's export command recreates the shipped seeded weights (they are also where training starts):
+    the seeded convolutions bit for bit (numpy's Generator is the same integer arithmetic everywhere), the
+    calibrated batch-norm statistics within 1e-5 relative per tensor (they come from a float32 forward pass,
+    whose rounding depends on the CPU: measured 9.5e-7 with AVX-512 and 9.1e-7 with SSE4.2 dispatch).
+    Calibration also works where the hop exceeds the receptive field (hear-dual-randproj), which once crashed it."""
     from hear_dual.export import calibrate_batchnorm, calibration_audio, seeded_parameters
 
     spec = Spec.builtin("hear-dual-base")
-    params = calibrate_batchnorm(spec, seeded_parameters(spec, 0), calibration_audio(spec))
+    seeded = seeded_parameters(spec, 0)
+    params = calibrate_batchnorm(spec, seeded, calibration_audio(spec))
     shipped = read_checkpoint(checkpoint_path("hear-dual-base-seeded")).params
-    assert all(params[name].tobytes() == shipped[name].tobytes() for name in shipped)
+    assert set(params) == set(shipped)
+    for name in shipped:
+        if name.endswith(".weight") and shipped[name].ndim == 3:
+            assert seeded[name].tobytes() == shipped[name].tobytes(), name
+        assert np.abs(params[name] - shipped[name]).max() <= 1e-5 * np.abs(shipped[name]).max(), name
     randproj = Spec.builtin("hear-dual-randproj")
     assert randproj.hop_samples > randproj.receptive_field_samples
     calibrated = calibrate_batchnorm(randproj, seeded_parameters(randproj, 0), calibration_audio(randproj))

@@ -97,7 +97,62 @@ BAD_EDITS = {
     "wrong type": (replace_initializer("conv0.bias", np.zeros(128, np.float64)), "DOUBLE"),
     "non-finite weight": (poison_weight, "non-finite"),
     "frontend differs": (replace_initializer("frontend.mel", np.zeros((241, 64), np.float64)), "frontend.mel"),
+    "frontend entry off by 1e-9": (lambda g: nudge_constant(g, "frontend.mel", 1 + 1e-9), "frontend.mel"),
+    "dft entry off by 1e-11": (lambda g: nudge_constant(g, "frontend.dft", 1 + 1e-11), "frontend.dft"),
+    "frontend stored as float32": (lambda g: round_constant(g, "frontend.mel"), "FLOAT"),
 }
+
+
+def stored_constant(graph, name):
+    init = next(i for i in graph.graph.initializer if i.name == name)
+    return init, numpy_helper.to_array(init).copy()
+
+
+def nudge_constant(graph, name, factor):
+    """Scale the constant's largest entry: a change no CPU's rounding makes, far below float32 resolution."""
+    init, array = stored_constant(graph, name)
+    array.flat[np.abs(array).argmax()] *= factor
+    init.CopyFrom(numpy_helper.from_array(array, name))
+
+
+def round_constant(graph, name):
+    init, array = stored_constant(graph, name)
+    init.CopyFrom(numpy_helper.from_array(array.astype(np.float32), name))
+
+
+def ulp_noise(graph, name, ulps=4, seed=0):
+    """What another CPU's numpy writes: every entry moved by up to a few float64 ulp."""
+    init, array = stored_constant(graph, name)
+    steps = np.random.default_rng(seed).integers(-ulps, ulps + 1, array.shape)
+    for step in range(1, ulps + 1):
+        array = np.where(np.abs(steps) >= step, np.nextafter(array, np.where(steps > 0, np.inf, -np.inf)), array)
+    init.CopyFrom(numpy_helper.from_array(array, name))
+    return array
+
+
+@pytest.mark.parametrize("backend", LOADERS)
+def test_constants_written_on_another_cpu_load_and_are_used_as_stored(backend, tmp_path):
+    """SPEC section 7: a stored constant within rounding of this CPU's recomputation loads, and every backend
+    multiplies by the stored bits (not by a recomputation), so backends in one process agree bit for bit."""
+    stored = {}
+
+    def noisy(graph):
+        for name in ("frontend.mel", "frontend.dft"):
+            stored[name] = ulp_noise(graph, name)
+    path = edited(tmp_path, noisy)
+    checkpoint = read_checkpoint(path)
+    from hear_dual.audio import frontend_constants
+
+    for name, array in stored.items():
+        assert np.array_equal(checkpoint.constants[name], array)
+        assert not np.array_equal(array, frontend_constants(checkpoint.spec)[name])
+    model = loader(backend).load_model(str(path))
+    if backend == "torch":
+        assert np.array_equal(model.frontend.mel.numpy(), stored["frontend.mel"])
+        assert np.array_equal(model.frontend.dft.numpy(), stored["frontend.dft"])
+    elif backend == "tf":
+        assert np.array_equal(model.frontend.mel.numpy(), stored["frontend.mel"])
+        assert np.array_equal(model.frontend.dft_odd.numpy(), stored["frontend.dft"][1:241, 241:])
 
 
 @pytest.mark.parametrize("case", BAD_EDITS)

@@ -19,7 +19,8 @@ __all__ = ["OnnxModel", "load_model", "get_timestamp_embeddings", "get_scene_emb
 class OnnxModel:
     """Same attributes as the torch and TF models; `encode` maps a padded chunk to embeddings."""
 
-    def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int | None = None):
+    def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int | None = None,
+                 threads: int | None = None):
         import onnxruntime as ort
 
         self.spec = spec
@@ -27,7 +28,10 @@ class OnnxModel:
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.session = ort.InferenceSession(graph, providers=providers or ["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError(f"graph must have one input and one output, has {len(inputs)} and {len(outputs)}")
@@ -37,10 +41,10 @@ class OnnxModel:
         return self.session.run([self.output_name], {self.input_name: padded})[0]
 
 
-def load_model(model_file_path: str = "", providers=None) -> OnnxModel:
+def load_model(model_file_path: str = "", providers=None, threads: int | None = None) -> OnnxModel:
     checkpoint = read_checkpoint(model_file_path)
     try:
-        model = OnnxModel(checkpoint.spec, checkpoint.model_bytes, providers)
+        model = OnnxModel(checkpoint.spec, checkpoint.model_bytes, providers, threads=threads)
     except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
         raise CheckpointError(f"{checkpoint.path}: onnxruntime cannot run the graph ({type(e).__name__}: {e})") from e
     model.checkpoint_path, model.checkpoint_sha256 = checkpoint.path, checkpoint.sha256

@@ -29,9 +29,11 @@ from_tf_layout = to_tf_layout
 class LogMel(tf.Module):
     """Frames, then the windowed DFT folded by the window's symmetry: two matmuls of half the size."""
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, constants: dict | None = None):
+        """constants: the checkpoint's frontend constants (default: computed from the spec on this machine)."""
         super().__init__(name="frontend")
-        constants, fold = frontend_constants(spec), dft_fold(spec)
+        constants = constants or frontend_constants(spec)
+        fold = dft_fold(constants["frontend.dft"])
         # Variables, not captured constants: exporters (tf2onnx) freeze variables into the graph.
         self.dft_even = tf.Variable(fold.even, trainable=False, name="frontend.dft_even")
         self.dft_odd = tf.Variable(fold.odd, trainable=False, name="frontend.dft_odd")
@@ -128,14 +130,14 @@ def make_layer(layer, params) -> tf.Module:
 class HearDualModel(tf.Module):
     """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
 
-    def __init__(self, spec: Spec, params: dict, chunk_timestamps: int | None = None):
+    def __init__(self, spec: Spec, params: dict, chunk_timestamps: int | None = None, constants: dict | None = None):
         super().__init__(name=spec.name.replace("-", "_"))
         self.spec = spec
         self.sample_rate = spec.sample_rate
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.frontend = LogMel(spec)
+        self.frontend = LogMel(spec, constants)
         self.layers = [make_layer(layer, params) for layer in spec.layers]
         # One trace serves every batch size and length: both dimensions are left unknown.
         self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")],
@@ -149,8 +151,11 @@ class HearDualModel(tf.Module):
 
 
 def load_model(model_file_path: str = "") -> HearDualModel:
+    # TensorFlow runs float32 matmuls and convolutions on GPUs in TF32 by default (10 mantissa bits, ~3e-4
+    # relative error); it has no scoped switch, so loading a model turns it off for the process. No effect on CPUs.
+    tf.config.experimental.enable_tensor_float_32_execution(False)
     checkpoint = read_checkpoint(model_file_path)
-    model = HearDualModel(checkpoint.spec, checkpoint.params)
+    model = HearDualModel(checkpoint.spec, checkpoint.params, constants=checkpoint.constants)
     model.checkpoint_path = checkpoint.path
     model.checkpoint_sha256 = checkpoint.sha256
     return model

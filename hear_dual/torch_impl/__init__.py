@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,19 @@ def _as_audio_tensor(audio) -> torch.Tensor:
     return audio
 
 
+@contextmanager
+def full_float32():
+    """TF32 off for the call, restored after. On GPUs cuDNN convolutions default to TF32 and users may allow it
+    for matmuls (torch.set_float32_matmul_precision); TF32 keeps 10 mantissa bits, ~3e-4 relative error,
+    fifteen times the parity tolerance. No effect on CPUs."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
     audio = _as_audio_tensor(audio)
@@ -36,7 +51,7 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor,
     embeddings = torch.empty((n_sounds, num_timestamps(spec, n_samples), model.timestamp_embedding_size),
                              device=audio.device)
     chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
-    with torch.inference_mode():
+    with torch.inference_mode(), full_float32():
         if n_sounds:
             for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
                 x = F.pad(audio[:, chunk.src_start : chunk.src_stop], (chunk.pad_left, chunk.pad_right))

@@ -14,12 +14,13 @@ from hear_dual.spec import Spec
 class LogMel(nn.Module):
     """Frames, then the windowed DFT folded by the window's symmetry: two matmuls of half the size."""
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, constants: dict | None = None):
+        """constants: the checkpoint's frontend constants (default: computed from the spec on this machine)."""
         super().__init__()
-        constants = frontend_constants(spec)
+        constants = constants or frontend_constants(spec)
         self.register_buffer("dft", torch.from_numpy(constants["frontend.dft"].copy()))
         self.register_buffer("mel", torch.from_numpy(constants["frontend.mel"].copy()))
-        fold = dft_fold(spec)
+        fold = dft_fold(constants["frontend.dft"])
         # Not persistent: rows of dft, so they stay out of the checkpoint.
         self.register_buffer("dft_even", torch.from_numpy(fold.even.copy()), persistent=False)
         self.register_buffer("dft_odd", torch.from_numpy(fold.odd.copy()), persistent=False)
@@ -61,22 +62,24 @@ class LogMel(nn.Module):
 class Conv1d(nn.Conv1d):
     """Always VALID: the only padding in the model is the explicit one in hear_dual.audio.chunk_plan.
 
-    On CPU always oneDNN: for a single sound of a few frames torch's dispatcher picks its im2col
-    convolution instead, with 4-5x the rounding, which with trained weights nearly used up the parity
-    tolerance on short clips (measurements in spec/SPEC.md section 4).
+    One matmul per kernel tap over (batch, time, channels), summed, exactly as tf_impl does: torch's own
+    convolutions round by instruction set (oneDNN 2e-7 with AVX-512 kernels, 2.1e-6 with AVX2 or SSE4.1 ones,
+    im2col 1.4e-6), while per-tap matmuls stay at 2e-7 to 3e-7 on every one (spec/SPEC.md section 4).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, dilation):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        use_onednn = (x.is_cpu and x.dtype == torch.float32 and torch.backends.mkldnn.is_available()
-                      and torch.backends.mkldnn.enabled and not torch.is_autocast_enabled("cpu")
-                      and not torch.onnx.is_in_onnx_export())
-        if use_onednn:
-            return torch.ops.aten.mkldnn_convolution(x, self.weight, self.bias, self.padding, self.stride,
-                                                     self.dilation, self.groups)
-        return super().forward(x)
+        if torch.onnx.is_in_onnx_export():
+            return super().forward(x)      # one Conv node in the checkpoint graph
+        (kernel_size,), (stride,), (dilation,) = self.kernel_size, self.stride, self.dilation
+        # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
+        n_out = (x.shape[2] - dilation * (kernel_size - 1) - 1) // stride + 1
+        span = (n_out - 1) * stride + 1
+        x = x.transpose(1, 2)
+        taps = [x[:, k * dilation : k * dilation + span : stride] @ self.weight[:, :, k].T for k in range(kernel_size)]
+        return (sum(taps[1:], taps[0]) + self.bias).transpose(1, 2)
 
 
 class BatchNorm(nn.Module):
@@ -119,14 +122,14 @@ def make_layer(layer) -> nn.Module:
 class HearDualModel(nn.Module):
     """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
 
-    def __init__(self, spec: Spec, chunk_timestamps: int | None = None):
+    def __init__(self, spec: Spec, chunk_timestamps: int | None = None, constants: dict | None = None):
         super().__init__()
         self.spec = spec
         self.sample_rate = spec.sample_rate
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.frontend = LogMel(spec)
+        self.frontend = LogMel(spec, constants)
         self.layer_names = [layer.name for layer in spec.layers]
         for layer in spec.layers:
             self.add_module(layer.name, make_layer(layer))
@@ -147,7 +150,7 @@ class HearDualModel(nn.Module):
 
 def load_model(model_file_path: str = "") -> HearDualModel:
     checkpoint = read_checkpoint(model_file_path)
-    model = HearDualModel(checkpoint.spec).load_parameters(checkpoint.params)
+    model = HearDualModel(checkpoint.spec, constants=checkpoint.constants).load_parameters(checkpoint.params)
     model.checkpoint_path = checkpoint.path
     model.checkpoint_sha256 = checkpoint.sha256
     return model.requires_grad_(False)

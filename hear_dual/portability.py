@@ -1,0 +1,425 @@
+"""Portability: what this machine is, whether every shipped model works on it, and other CPUs emulated on it.
+
+    hear-dual doctor          this machine: platform facts, then every shipped checkpoint in every installed
+                              backend against the golden embeddings; non-zero exit with a plain reason
+    hear-dual portability     the CPU-personality matrix: the same check in subprocesses that make this
+                              CPU dispatch like older ones (numpy, torch, oneDNN and MKL capped together),
+                              with TensorFlow's oneDNN on and off, on one thread and on all
+
+A personality can only take away what the CPU has: on a CPU without AVX-512 the "avx2" personality is the
+native one, and the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+SHIPPED = ("base", "seeded", "compact", "randproj")
+BACKENDS = ("torch", "tf", "onnx")
+MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
+PARITY_MARGIN = 2.0           # torch vs TF must stay within tolerance / PARITY_MARGIN in every personality
+
+_AVX512 = ("X86_V4 AVX512_ICL AVX512_SPR "                                   # numpy 2.x names
+           "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_KNL AVX512_KNM")   # numpy 1.26 names
+ISA_LEVELS = {
+    "native": {},
+    "avx2": {"NPY_DISABLE_CPU_FEATURES": _AVX512, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "sse42": {"NPY_DISABLE_CPU_FEATURES": _AVX512 + " X86_V3 AVX2 FMA3 AVX F16C", "ATEN_CPU_CAPABILITY": "default",
+              "ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+}
+# name -> (ISA level, TensorFlow oneDNN on, threads or None for all): each knob is seen both ways.
+PERSONALITIES = {
+    "native": ("native", True, None),
+    "native-1t-tfeigen": ("native", False, 1),
+    "avx2": ("avx2", True, None),
+    "avx2-1t-tfeigen": ("avx2", False, 1),
+    "sse42": ("sse42", True, None),
+    "sse42-1t-tfeigen": ("sse42", False, 1),
+}
+
+
+def personality_env(name: str, base: dict | None = None) -> dict:
+    level, onednn, threads = PERSONALITIES[name]
+    env = dict(os.environ if base is None else base)
+    for key in ("NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+        env.pop(key, None)
+    env |= ISA_LEVELS[level]
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+                "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+                "HEAR_DUAL_THREADS": str(threads)}
+    return env
+
+
+# --- platform facts ------------------------------------------------------------------------------------
+
+def numpy_dispatch() -> dict:
+    """numpy's compiled SIMD targets and the ones it really dispatches to in this process."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:   # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    return {"targets": list(__cpu_dispatch__), "active": [t for t in __cpu_dispatch__ if __cpu_features__.get(t)],
+            "cpu_has_avx512f": bool(__cpu_features__.get("AVX512F")),
+            "cpu_has_avx2": bool(__cpu_features__.get("AVX2"))}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def platform_facts() -> dict:
+    """CPU, dispatch, library versions and thread counts: what a bug report should carry."""
+    facts = {"python": platform.python_version(), "machine": platform.machine(), "cpu": cpu_name(),
+             "cpu_count": os.cpu_count(), "numpy": np.__version__, "numpy_dispatch": numpy_dispatch()}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        facts["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older numpy: no dict mode
+        facts["numpy_blas"] = "?"
+    for key in ("NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS"):
+        facts.setdefault("env", {})[key] = os.environ.get(key, "(unset)")
+    try:
+        import torch
+
+        facts["torch"] = {"version": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                          "threads": torch.get_num_threads(), "mkldnn": torch.backends.mkldnn.is_available(),
+                          "cuda": torch.cuda.is_available()}
+    except ImportError:
+        facts["torch"] = None
+    try:
+        import tensorflow as tf
+
+        facts["tensorflow"] = {"version": tf.__version__, "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"),
+                               "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "all",
+                               "gpus": len(tf.config.list_physical_devices("GPU"))}
+    except ImportError:
+        facts["tensorflow"] = None
+    try:
+        import onnxruntime as ort
+
+        facts["onnxruntime"] = {"version": ort.__version__, "providers": ort.get_available_providers()}
+    except ImportError:
+        facts["onnxruntime"] = None
+    return facts
+
+
+def installed_backends() -> list[str]:
+    from importlib.util import find_spec
+
+    wanted = {"torch": "torch", "tf": "tensorflow", "onnx": "onnxruntime"}
+    return [name for name, package in wanted.items() if find_spec(package) is not None]
+
+
+# --- the check, in this process ------------------------------------------------------------------------
+
+def load_backend(name: str, path: str, threads: int | None = None):
+    """(HEAR API module, loaded model) for one backend."""
+    if name == "torch":
+        import torch
+
+        import hear_dual.torch_impl as module
+        if threads:
+            torch.set_num_threads(threads)
+        return module, module.load_model(path)
+    if name == "tf":
+        import hear_dual.tf_impl as module
+        return module, module.load_model(path)
+    import hear_dual.onnx_impl as module
+    return module, module.load_model(path, threads=threads)
+
+
+# (batch, frames, in, out, kernel, stride, dilation): hear-dual-base's conv4, conv5 and conv1 shapes, where
+# a framework's default convolution rounds several times worse on some instruction sets (SPEC section 4).
+CONV_CASES = [(4, 3000, 384, 384, 3, 1, 1), (1, 12, 384, 384, 3, 1, 2), (1, 40, 128, 256, 3, 2, 1)]
+
+
+def conv_case(batch: int, frames: int, in_channels: int, out_channels: int, kernel_size: int, seed: int = 0):
+    """Post-GELU-like inputs (mostly positive, so rounding does not cancel) and He-normal weights, float32."""
+    rng = np.random.default_rng(seed)
+    x = np.maximum(rng.standard_normal((batch, in_channels, frames)), -0.17).astype(np.float32)
+    w = rng.standard_normal((out_channels, in_channels, kernel_size)) * np.sqrt(2.0 / (in_channels * kernel_size))
+    return x, w.astype(np.float32), rng.standard_normal(out_channels).astype(np.float32)
+
+
+def backend_conv1d(backend: str, x, w, b, stride: int, dilation: int) -> np.ndarray:
+    """One native backend's conv1d layer on canonical (batch, channels, time) float32 arrays."""
+    if backend == "torch":
+        import torch
+
+        from hear_dual.torch_impl.model import Conv1d
+        layer = Conv1d(w.shape[1], w.shape[0], w.shape[2], stride, dilation)
+        layer.load_state_dict({"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)})
+        with torch.inference_mode():
+            return layer(torch.from_numpy(x)).numpy()
+    import tensorflow as tf
+
+    from hear_dual.tf_impl.model import Conv1d
+    layer = Conv1d("conv", {"conv.weight": w, "conv.bias": b}, stride, dilation)
+    return np.transpose(layer(tf.constant(np.transpose(x, (0, 2, 1)))).numpy(), (0, 2, 1))
+
+
+def conv_rounding(backends) -> dict:
+    """Each native backend's worst conv1d error against the float64 reference, relative to the largest output."""
+    from hear_dual.reference import conv1d as reference_conv1d
+
+    worst = {}
+    for batch, frames, cin, cout, k, stride, dilation in CONV_CASES:
+        x, w, b = conv_case(batch, frames, cin, cout, k)
+        want = reference_conv1d(x.astype(np.float64), w, b, stride, dilation)
+        for name in set(backends) & {"torch", "tf"}:
+            got = backend_conv1d(name, x, w, b, stride, dilation)
+            worst[name] = max(worst.get(name, 0.0), float(np.abs(got - want).max() / np.abs(want).max()))
+    return worst
+
+
+def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, parity: bool = True,
+               weights: str | None = None) -> dict:
+    """Load each checkpoint in each backend, meet the golden gate, and (parity=True) torch vs TF with margin.
+
+    weights: a checkpoint file that is not shipped; it is checked against the float64 reference computed here."""
+    import hear_dual.checkpoints
+    from hear_dual.checkpoint import CheckpointError
+    from hear_dual.golden import CHECKPOINT_CASES, CHUNKED, check_backend, load_golden
+
+    backends = list(backends or installed_backends())
+    threads = threads or (int(os.environ["HEAR_DUAL_THREADS"]) if os.environ.get("HEAR_DUAL_THREADS") else None)
+    golden = load_golden()
+    report = {"platform": platform_facts(), "backends": backends, "checkpoints": {}, "problems": []}
+    targets = {weights: weights} if weights else {name: hear_dual.checkpoints.path(name) for name in checkpoints}
+    for name, path in targets.items():
+        entry = report["checkpoints"][name] = {"path": path, "golden": {}, "rows": []}
+        models = {}
+        for backend in backends:
+            try:
+                models[backend] = load_backend(backend, path, threads)
+            except (CheckpointError, FileNotFoundError, ValueError) as e:
+                report["problems"].append(f"{name}: the {backend} backend cannot load {path}: {e}")
+        if not models:
+            continue
+        if weights:
+            rows_by_backend = _against_live_reference(path, models)
+        else:
+            sha = getattr(models[backends[0]][1], "checkpoint_sha256", None)
+            if sha != str(golden[f"{name}/checkpoint_sha256"]):
+                report["problems"].append(f"{name}: {path} is not the file the golden embeddings were made from "
+                                          f"(sha256 {sha}); reinstall hear-dual")
+            rows_by_backend = {b: check_backend(m, model, name, golden) + check_backend(m, model, name, golden, CHUNKED)
+                               for b, (m, model) in models.items()}
+        for backend, rows in rows_by_backend.items():
+            entry["rows"] += [r | {"backend": backend} for r in rows]
+            entry["golden"][backend] = max((r.get("max_rel_diff", float("inf")) for r in rows), default=None)
+            for r in rows:
+                if not r["passed"]:
+                    reason = r.get("error") or (f"relative difference {r['max_rel_diff']:.3g}, min cosine "
+                                                f"{r['min_cosine']:.12f}, "
+                                                f"timestamps identical: {r['timestamps_identical']}")
+                    against = "float64 reference" if weights else "golden embeddings"
+                    report["problems"].append(f"{name}: {backend} misses the {against} on {r['case']} "
+                                              f"(chunk {r['chunk'] or 'auto'}): {reason}")
+        if parity and {"torch", "tf"} <= set(models) and name in CHECKPOINT_CASES:
+            entry["torch_vs_tf"] = _torch_vs_tf(models)
+            bound = models["torch"][1].spec.tolerance / PARITY_MARGIN
+            if entry["torch_vs_tf"]["max_rel_diff"] > bound:
+                report["problems"].append(f"{name}: torch vs tf differ by {entry['torch_vs_tf']['max_rel_diff']:.3g} "
+                                          f"relative, more than half the parity tolerance ({bound:g})")
+    if parity:
+        report["conv_rounding"] = conv_rounding(backends)
+        for backend, error in report["conv_rounding"].items():
+            if error > MAX_CONV_ROUNDING:
+                report["problems"].append(f"{backend}'s conv1d rounds at {error:.3g} against float64, more than "
+                                          f"{MAX_CONV_ROUNDING:g}")
+    report["passed"] = not report["problems"]
+    return report
+
+
+def _against_live_reference(path: str, models: dict) -> dict:
+    import hear_dual.reference as reference
+    from hear_dual.golden import CASES, golden_input
+    from hear_dual.parity import agreement, to_numpy
+
+    ref = reference.load_model(path)
+    spec = ref.spec
+    rows = {backend: [] for backend in models}
+    for case in CASES:
+        audio = golden_input(case) if spec.sample_rate == 16000 else None
+        if audio is None:
+            continue
+        want, want_times = reference.get_timestamp_embeddings(audio[None], ref)
+        for backend, (module, model) in models.items():
+            got, times = (to_numpy(x) for x in module.get_timestamp_embeddings(audio[None], model))
+            result = agreement(want, got, spec.tolerance, spec.min_cosine)
+            same = np.array_equal(times, want_times)
+            rows[backend].append({"case": case, "chunk": None, "max_rel_diff": result.max_rel_diff,
+                                  "min_cosine": result.min_cosine, "timestamps_identical": same,
+                                  "passed": result.passed and same})
+    return rows
+
+
+def _torch_vs_tf(models: dict) -> dict:
+    """torch vs TF on every generated signal class and on FSDD speech, 0.025 s and 2.74 s, three sounds a batch."""
+    from hear_dual.parity import input_batch, run_matrix, summarise
+    from hear_dual.signals import SIGNAL_KINDS
+
+    class Loaded:          # parity.Backend's interface around an already loaded model
+        def __init__(self, module, model):
+            self.module, self.model, self.spec = module, model, model.spec
+
+        def embed(self, audio):
+            from hear_dual.parity import to_numpy
+            e, t = self.module.get_timestamp_embeddings(audio, self.model)
+            return tuple(to_numpy(x) for x in (e, t, self.module.pool_scene(e, self.spec.scene_pooling)))
+
+    pair = {name: Loaded(*models[name]) for name in ("torch", "tf")}
+    inputs = list(SIGNAL_KINDS)
+    if input_batch("speech", 1, 10, pair["torch"].spec.sample_rate) is not None:
+        inputs.append("speech")
+    rows = run_matrix(pair, inputs, {"short": 400 / 16000, "2.74s": 2.74}, (3,))
+    summary = summarise(rows)
+    return {"cases": len(rows), "inputs": inputs, "max_rel_diff": max(r["max_rel_diff"] for r in summary),
+            "speech_max_rel_diff": max((r["max_rel_diff"] for r in summary if r["input"] == "speech"), default=None),
+            "min_cosine": min(r["min_cosine"] for r in summary), "passed": all(r["passed"] for r in summary)}
+
+
+# --- the matrix, in subprocesses -----------------------------------------------------------------------
+
+def onednn_isa(env: dict) -> str:
+    """The instruction set oneDNN really uses under env, from its own verbose line (one tiny torch convolution
+    in a child process: the verbose mode would flood a real run). '?' where torch or oneDNN is missing."""
+    code = ("import torch\n"
+            "torch.ops.aten.mkldnn_convolution(torch.ones(1, 2, 5), torch.ones(2, 2, 3), None, [0], [1], [1], 1)\n")
+    try:
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env=env | {"ONEDNN_VERBOSE": "1"})
+    except subprocess.TimeoutExpired:
+        return "?"
+    isa = [line.split("isa:", 1)[1].strip() for line in run.stdout.splitlines() if "isa:" in line]
+    return isa[0] if isa else "?"
+
+
+def run_personality(name: str, checkpoints=SHIPPED, timeout: int = 900) -> dict:
+    run = subprocess.run([sys.executable, "-m", "hear_dual.portability", "--inside", name, "--checkpoints",
+                          ",".join(checkpoints)], capture_output=True, text=True, env=personality_env(name),
+                         timeout=timeout)
+    if run.returncode not in (0, 1) or not run.stdout.strip():
+        return {"personality": name, "passed": False, "problems": [f"the check crashed (exit {run.returncode}): "
+                                                                    f"{run.stderr[-3000:]}"]}
+    report = json.loads(run.stdout.strip().splitlines()[-1]) | {"personality": name}
+    report["platform"]["onednn_isa"] = onednn_isa(personality_env(name))
+    return report
+
+
+def emulation_notes(report: dict, native: dict) -> list[str]:
+    """Where a personality could not take effect on this CPU, say so."""
+    level = PERSONALITIES[report["personality"]][0]
+    active = report["platform"]["numpy_dispatch"]["active"]
+    notes = []
+    if level == "avx2" and not native["cpu_has_avx512f"]:
+        notes.append("this CPU has no AVX-512, so 'avx2' is the native dispatch (AVX-512 cannot be emulated here)")
+    if level == "avx2" and any("512" in t or t == "X86_V4" for t in active):
+        notes.append(f"numpy still dispatches to {active}: the cap did not take effect")
+    if level == "sse42" and active:
+        notes.append(f"numpy still dispatches to {active}: the cap did not take effect")
+    onednn = report["platform"].get("onednn_isa", "?")
+    want_onednn = {"native": None, "avx2": "AVX2", "sse42": "SSE4.1"}[level]
+    if want_onednn and want_onednn not in onednn:
+        notes.append(f"oneDNN uses {onednn}, not {want_onednn}: the cap did not take effect")
+    torch_facts = report["platform"].get("torch")
+    if torch_facts and level != "native":
+        want = {"avx2": ("AVX2",), "sse42": ("DEFAULT",)}[level]
+        if torch_facts["cpu_capability"] not in want:
+            notes.append(f"torch runs {torch_facts['cpu_capability']} kernels, not {want[0]}")
+    return notes
+
+
+def matrix_table(reports: list[dict]) -> str:
+    """Markdown: worst relative difference against the golden embeddings per personality, checkpoint and backend."""
+    lines = ["| personality | numpy dispatch | torch / oneDNN | checkpoint | torch vs golden | tf vs golden "
+             "| onnx vs golden | torch vs tf | result |", "|---|---|---|---|---|---|---|---|---|"]
+    for report in reports:
+        if "platform" not in report:
+            lines.append(f"| {report['personality']} | crashed | | | | | | | FAIL |")
+            continue
+        dispatch = ",".join(report["platform"]["numpy_dispatch"]["active"]) or "baseline"
+        torch_cap = (report["platform"].get("torch") or {}).get("cpu_capability", "-")
+        torch_cap += " / " + report["platform"].get("onednn_isa", "?").replace("Intel ", "").split(" with")[0]
+        for name, entry in report["checkpoints"].items():
+            golden = [f"{entry['golden'][b]:.2e}" if entry["golden"].get(b) is not None else "-" for b in BACKENDS]
+            pair = entry.get("torch_vs_tf", {}).get("max_rel_diff")
+            failed = any(p.startswith(f"{name}:") for p in report["problems"])
+            lines.append(f"| {report['personality']} | {dispatch} | {torch_cap} | {name} | {' | '.join(golden)} | "
+                         f"{'-' if pair is None else f'{pair:.2e}'} | {'FAIL' if failed else 'pass'} |")
+    return "\n".join(lines)
+
+
+def format_doctor(report: dict) -> str:
+    p = report["platform"]
+    lines = [f"hear-dual doctor: {p['cpu']} ({p['machine']}, {p['cpu_count']} CPUs), Python {p['python']}",
+             f"  numpy {p['numpy']} (BLAS {p['numpy_blas']}), "
+             f"dispatch {','.join(p['numpy_dispatch']['active']) or 'baseline'}"
+             f" of {','.join(p['numpy_dispatch']['targets'])}"]
+    if p.get("torch"):
+        t = p["torch"]
+        lines.append(f"  torch {t['version']}: kernels {t['cpu_capability']}, {t['threads']} threads, cuda {t['cuda']}")
+    if p.get("tensorflow"):
+        t = p["tensorflow"]
+        lines.append(f"  tensorflow {t['version']}: oneDNN opts {t['onednn_opts']}, intra-op threads "
+                     f"{t['intra_op_threads']}, GPUs {t['gpus']}")
+    if p.get("onnxruntime"):
+        lines.append(f"  onnxruntime {p['onnxruntime']['version']}: {', '.join(p['onnxruntime']['providers'])}")
+    lines.append("  capped by environment: " + ", ".join(f"{k}={v}" for k, v in p["env"].items() if v != "(unset)")
+                 if any(v != "(unset)" for v in p["env"].values()) else "  nothing capped by environment variables")
+    lines.append("")
+    for name, entry in report["checkpoints"].items():
+        cases = len({r["case"] for r in entry["rows"]})
+        golden = ", ".join(f"{b} {v:.2e}" for b, v in entry["golden"].items() if v is not None)
+        lines.append(f"{name:<9} {cases:>2} cases x {len(entry['golden'])} backends, worst relative to float64: "
+                     f"{golden or 'nothing ran'}")
+        if "torch_vs_tf" in entry:
+            pair = entry["torch_vs_tf"]
+            lines.append(f"{'':<9} torch vs tf: {pair['max_rel_diff']:.2e} over {pair['cases']} comparisons")
+    if "conv_rounding" in report:
+        lines.append("conv1d rounding against float64: " +
+                     ", ".join(f"{b} {v:.2e}" for b, v in report["conv_rounding"].items()) +
+                     f" (bound {MAX_CONV_ROUNDING:g})")
+    lines.append("")
+    if report["passed"]:
+        lines.append("PASS: every checkpoint loads and matches the golden embeddings in every installed backend")
+    else:
+        lines.append("FAIL:")
+        lines += [f"  - {problem}" for problem in report["problems"]]
+        lines.append("Please include this whole output in a bug report.")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hear_dual.portability")
+    parser.add_argument("--inside", required=True, choices=list(PERSONALITIES),
+                        help="run one personality's check in this process (its environment already set)")
+    parser.add_argument("--checkpoints", default=",".join(SHIPPED))
+    args = parser.parse_args(argv)
+    threads = PERSONALITIES[args.inside][2]
+    report = check_here(tuple(args.checkpoints.split(",")), threads=threads)
+    for entry in report["checkpoints"].values():
+        entry.pop("rows")
+    print(json.dumps(report))
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""The float64 reference: spec/SPEC.md sections 3 to 6 in plain numpy, the oracle every backend is measured against.
+
+Written from the spec text alone. It shares with the backends only the spec loader (hear_dual.spec) and the
+checkpoint's stored constants and parameters; it frames, pads and chunks nothing their way: the whole clip
+is padded once (section 5, "Padded signal") and run through the network in one pass, in float64 throughout
+(the parameters are float32 numbers, used exactly). It is slow and needs no deep-learning framework.
+
+    import hear_dual.reference as ref
+    model = ref.load_model()                                  # any hear-dual checkpoint
+    embeddings, timestamps = ref.get_timestamp_embeddings(audio, model)   # float64, float32 ms
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hear_dual.checkpoint import read_checkpoint
+from hear_dual.inputs import check_numpy_audio
+from hear_dual.spec import Spec
+
+_erf = np.frompyfunc(math.erf, 1, 1)   # numpy has no erf; the C library's is correctly rounded or within 1 ulp
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    spec: Spec
+    params: dict[str, np.ndarray]       # float32, canonical layout
+    constants: dict[str, np.ndarray]    # the checkpoint's frontend.dft and frontend.mel
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.sample_rate
+
+    @property
+    def timestamp_embedding_size(self) -> int:
+        return self.spec.timestamp_embedding_size
+
+    @property
+    def scene_embedding_size(self) -> int:
+        return self.spec.scene_embedding_size
+
+
+def load_model(model_file_path: str = "") -> ReferenceModel:
+    checkpoint = read_checkpoint(model_file_path)
+    return ReferenceModel(checkpoint.spec, checkpoint.params, checkpoint.constants)
+
+
+# --- section 3: frontend -----------------------------------------------------------------------------
+
+def log_mel(padded: np.ndarray, spec: Spec, constants: dict) -> np.ndarray:
+    """(batch, L) -> (batch, n_mels, F); frame j is samples [h j, h j + N); S = frames @ D, unfolded."""
+    fe = spec.frontend
+    n, h, n_bins = fe["win_length"], fe["hop_length"], spec.n_bins
+    n_frames = (padded.shape[1] - n) // h + 1
+    frames = padded[:, h * np.arange(n_frames)[:, None] + np.arange(n)[None, :]]
+    spectrum = frames @ constants["frontend.dft"].astype(np.float64)
+    real, imag = spectrum[..., :n_bins], spectrum[..., n_bins:]
+    power = real * real + imag * imag
+    return np.log(power @ constants["frontend.mel"].astype(np.float64) + fe["log_offset"]).transpose(0, 2, 1)
+
+
+# --- section 4: encoder ops, one function each ---------------------------------------------------------
+
+def conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, dilation: int) -> np.ndarray:
+    """VALID: y[b, o, t] = bias[o] + sum_i sum_k W[o, i, k] x[b, i, s t + d k]."""
+    kernel_size = weight.shape[2]
+    n_out = (x.shape[2] - dilation * (kernel_size - 1) - 1) // stride + 1
+    span = (n_out - 1) * stride + 1
+    y = np.broadcast_to(bias.astype(np.float64)[None, :, None], (x.shape[0], weight.shape[0], n_out)).copy()
+    for k in range(kernel_size):
+        y += weight[:, :, k].astype(np.float64) @ x[:, :, k * dilation : k * dilation + span : stride]
+    return y
+
+
+def batchnorm(x: np.ndarray, weight, bias, running_mean, running_var, eps: float) -> np.ndarray:
+    scale = weight.astype(np.float64) / np.sqrt(running_var.astype(np.float64) + eps)
+    return (x - running_mean.astype(np.float64)[:, None]) * scale[:, None] + bias.astype(np.float64)[:, None]
+
+
+def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
+
+
+def encode(padded: np.ndarray, model: ReferenceModel) -> np.ndarray:
+    """(batch, padded samples) -> (batch, n_outputs, D), float64."""
+    x, p = log_mel(padded.astype(np.float64), model.spec, model.constants), model.params
+    for layer in model.spec.layers:
+        name = layer.name
+        if layer.op == "conv1d":
+            x = conv1d(x, p[f"{name}.weight"], p[f"{name}.bias"], layer.stride, layer.dilation)
+        elif layer.op == "batchnorm":
+            x = batchnorm(x, p[f"{name}.weight"], p[f"{name}.bias"], p[f"{name}.running_mean"],
+                          p[f"{name}.running_var"], layer.eps)
+        elif layer.op == "gelu":
+            x = gelu(x, layer.approximate)
+        else:
+            raise ValueError(f"op {layer.op!r} is not implemented by the float64 reference")
+    return x.transpose(0, 2, 1)
+
+
+# --- sections 5 and 6: padding, timestamps, scene -------------------------------------------------------
+
+def get_timestamp_embeddings(audio, model: ReferenceModel) -> tuple[np.ndarray, np.ndarray]:
+    """audio (n_sounds, n_samples) -> float64 embeddings (n_sounds, T, D), float32 timestamps (n_sounds, T) ms."""
+    spec = model.spec
+    audio = check_numpy_audio(audio).astype(np.float64)    # the input contract: 2-D, finite, float32
+    n_sounds, n_samples = audio.shape
+    hop, rf = spec.hop_samples, spec.receptive_field_samples
+    n_out = (n_samples - 1) // hop + 1
+    # P = rf/2 zeros, the clip, zeros; embedding k sees P[k hop : k hop + rf].
+    padded = np.zeros((n_sounds, hop * (n_out - 1) + rf))
+    clip = audio[:, : padded.shape[1] - rf // 2]
+    padded[:, rf // 2 : rf // 2 + clip.shape[1]] = clip
+    embeddings = encode(padded, model) if n_sounds else np.zeros((0, n_out, spec.timestamp_embedding_size))
+    if embeddings.shape[1] != n_out:
+        raise AssertionError(f"reference produced {embeddings.shape[1]} embeddings, expected {n_out}")
+    timestamps = (np.arange(n_out) * hop * 1000.0 / spec.sample_rate).astype(np.float32)
+    return embeddings, np.tile(timestamps, (n_sounds, 1))
+
+
+def pool_scene(embeddings: np.ndarray, pooling: list[str]) -> np.ndarray:
+    pooled = {"mean": lambda e: e.mean(axis=1), "max": lambda e: e.max(axis=1)}
+    return np.concatenate([pooled[p](embeddings) for p in pooling], axis=1)
+
+
+def get_scene_embeddings(audio, model: ReferenceModel) -> np.ndarray:
+    """audio (n_sounds, n_samples) -> float64 (n_sounds, scene_embedding_size)."""
+    return pool_scene(get_timestamp_embeddings(audio, model)[0], model.spec.scene_pooling)

@@ -1,0 +1,80 @@
+"""The CPU-personality matrix (SPEC section 12): on this one machine, subprocesses that dispatch like other CPUs
+(numpy, torch, oneDNN and MKL capped to AVX2 or SSE4.2; TensorFlow's oneDNN on and off; one thread and all).
+In each: every shipped checkpoint loads, every backend meets the golden gate, torch vs TF stays within half the
+parity tolerance on generated signals and FSDD, and each conv1d rounds within its bound against float64."""
+
+import numpy as np
+import pytest
+
+from hear_dual.portability import (
+    PERSONALITIES,
+    SHIPPED,
+    emulation_notes,
+    matrix_table,
+    numpy_dispatch,
+    personality_env,
+    run_personality,
+)
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    native = numpy_dispatch()
+    reports = []
+    for name in PERSONALITIES:
+        report = run_personality(name)
+        report["notes"] = emulation_notes(report, native) if "platform" in report else []
+        reports.append(report)
+    print("\n" + matrix_table(reports))
+    return reports
+
+
+@pytest.mark.parametrize("index", range(len(PERSONALITIES)), ids=list(PERSONALITIES))
+def test_personality_passes(matrix, index):
+    report = matrix[index]
+    assert report["passed"], report["problems"]
+    assert set(report["checkpoints"]) == set(SHIPPED)
+    for entry in report["checkpoints"].values():
+        assert set(entry["golden"]) == {"torch", "tf", "onnx"}
+        assert "speech" in entry["torch_vs_tf"]["inputs"] or entry["torch_vs_tf"]["speech_max_rel_diff"] is None
+
+
+def test_the_caps_took_effect(matrix):
+    """Each knob is checked in the child, not assumed: numpy's active dispatch, torch's kernels, TF's oneDNN."""
+    native = numpy_dispatch()
+    by_name = {r["personality"]: r for r in matrix}
+    for name, report in by_name.items():
+        level, onednn, threads = PERSONALITIES[name]
+        platform = report["platform"]
+        active = platform["numpy_dispatch"]["active"]
+        if level == "sse42":
+            assert active == [] and platform["torch"]["cpu_capability"] == "DEFAULT"
+            assert "SSE4.1" in platform["onednn_isa"]
+        if level == "avx2":
+            assert not any("512" in t or t == "X86_V4" for t in active)
+            assert platform["torch"]["cpu_capability"] == "AVX2" and "AVX-512" not in platform["onednn_isa"]
+        assert platform["tensorflow"]["onednn_opts"] == ("1" if onednn else "0")
+        if threads:
+            assert platform["torch"]["threads"] == threads
+        assert not [n for n in report["notes"] if "did not take effect" in n or "kernels, not" in n]
+    # The checkpoints were written with AVX-512 dispatch: SSE4.2 always differs from it, and on an AVX-512 CPU
+    # so does AVX2. On a CPU without AVX-512 the report says AVX-512 cannot be emulated.
+    assert by_name["sse42"]["platform"]["numpy_dispatch"]["active"] != ["X86_V3", "X86_V4", "AVX512_ICL"]
+    if not native["cpu_has_avx512f"]:
+        assert any("cannot be emulated" in n for n in by_name["avx2"]["notes"])
+
+
+def test_personality_environment_is_explicit():
+    env = personality_env("avx2-1t-tfeigen", base={"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "PATH": "/bin"})
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2" and env["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert env["TF_ENABLE_ONEDNN_OPTS"] == "0" and env["OMP_NUM_THREADS"] == "1" and env["PATH"] == "/bin"
+    assert "X86_V4" in env["NPY_DISABLE_CPU_FEATURES"] and "AVX512F" in env["NPY_DISABLE_CPU_FEATURES"]
+    native = personality_env("native", base={"NPY_DISABLE_CPU_FEATURES": "X86_V4"})
+    assert "NPY_DISABLE_CPU_FEATURES" not in native and native["TF_ENABLE_ONEDNN_OPTS"] == "1"
+
+
+def test_the_table_reports_every_checkpoint_and_backend(matrix):
+    table = matrix_table(matrix).splitlines()
+    assert len(table) == 2 + len(PERSONALITIES) * len(SHIPPED)
+    values = [float(v) for line in table[2:] for v in line.split("|")[5:9]]
+    assert all(0 < v < 2e-5 for v in values) and np.isfinite(values).all()

@@ -1,0 +1,75 @@
+"""The float64 reference (hear_dual.reference) against implementations nobody here wrote: np.fft + librosa
+for the frontend, torch's float64 conv1d / batch_norm / gelu for the ops, and the spec's locality rule."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hear_dual.reference as reference
+from hear_dual.signals import signal_batch
+
+
+@pytest.fixture(scope="module")
+def ref_model():
+    return reference.load_model()
+
+
+def test_frontend_matches_fft_and_librosa(ref_model):
+    from tests.test_frontend import reference_log_mel
+
+    spec = ref_model.spec
+    padded = np.pad(signal_batch("tone_mix", 2, 16123, spec.sample_rate, seed=5).astype(np.float64), ((0, 0), (7, 9)))
+    got = reference.log_mel(padded, spec, ref_model.constants).transpose(0, 2, 1)
+    want = reference_log_mel(padded, spec)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1e-9
+
+
+@pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (1, 4)])
+def test_conv1d_matches_torch_float64(stride, dilation):
+    rng = np.random.default_rng(stride * 10 + dilation)
+    x, w, b = rng.standard_normal((2, 16, 50)), rng.standard_normal((24, 16, 3)), rng.standard_normal(24)
+    want = F.conv1d(*(torch.from_numpy(a) for a in (x, w, b)), stride=stride, dilation=dilation).numpy()
+    assert np.abs(reference.conv1d(x, w, b, stride, dilation) - want).max() <= 1e-12
+
+
+def test_batchnorm_and_gelu_match_torch_float64():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 8, 30)) * 3
+    w, b, m, v = rng.standard_normal(8), rng.standard_normal(8), rng.standard_normal(8), rng.uniform(0.1, 2, 8)
+    want = F.batch_norm(*(torch.from_numpy(a) for a in (x, m, v, w, b)), training=False, eps=1e-5).numpy()
+    assert np.abs(reference.batchnorm(x, w, b, m, v, 1e-5) - want).max() <= 1e-12
+    for approximate in ("none", "tanh"):
+        want = F.gelu(torch.from_numpy(x), approximate=approximate).numpy()
+        assert np.abs(reference.gelu(x, approximate) - want).max() <= 1e-12
+
+
+def test_embedding_k_sees_exactly_its_receptive_field(ref_model):
+    """SPEC section 5: embedding k is a function of P[k hop : k hop + RF] alone, P the zero-padded clip."""
+    spec = ref_model.spec
+    audio = signal_batch("chirp", 1, 9000, spec.sample_rate)
+    embeddings, timestamps = reference.get_timestamp_embeddings(audio, ref_model)
+    hop, rf = spec.hop_samples, spec.receptive_field_samples
+    padded = np.concatenate([np.zeros(rf // 2), audio[0].astype(np.float64), np.zeros(rf)])
+    for k in (0, 6, embeddings.shape[1] - 1):
+        alone = reference.encode(padded[None, k * hop : k * hop + rf], ref_model)
+        assert alone.shape == (1, 1, spec.timestamp_embedding_size)
+        assert np.abs(alone[0, 0] - embeddings[0, k]).max() <= 1e-12 * np.abs(embeddings).max()
+    assert embeddings.shape[1] == (9000 - 1) // hop + 1
+    assert np.array_equal(timestamps[0], (np.arange(embeddings.shape[1]) * 40.0).astype(np.float32))
+
+
+def test_scene_pools_in_the_spec_order(ref_model):
+    audio = signal_batch("pink_noise", 2, 20000, ref_model.sample_rate)
+    embeddings, _ = reference.get_timestamp_embeddings(audio, ref_model)
+    scene = reference.get_scene_embeddings(audio, ref_model)
+    assert scene.shape == (2, ref_model.scene_embedding_size) and scene.dtype == np.float64
+    assert np.array_equal(scene, np.concatenate([embeddings.mean(axis=1), embeddings.max(axis=1)], axis=1))
+
+
+def test_reference_rejects_bad_input(ref_model):
+    with pytest.raises(ValueError, match="2-D"):
+        reference.get_timestamp_embeddings(np.zeros(100, np.float32), ref_model)
+    with pytest.raises(ValueError, match="finite"):
+        reference.get_timestamp_embeddings(np.full((1, 100), np.nan, np.float32), ref_model)
