@@ -94,6 +94,13 @@ class Backend:
             self.model = module.load_model(weights)
         self.spec = self.model.spec
 
+    @classmethod
+    def loaded(cls, name: str, module, model) -> Backend:
+        """A Backend around an already loaded model of the HEAR API module `module`."""
+        backend = cls.__new__(cls)
+        backend.name, backend.module, backend.model, backend.spec = name, module, model, model.spec
+        return backend
+
     def embed(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         embeddings, timestamps = self.module.get_timestamp_embeddings(audio, self.model)
         scene = self.module.pool_scene(embeddings, self.spec.scene_pooling)

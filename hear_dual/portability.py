@@ -56,8 +56,7 @@ def personality_env(name: str, base: dict | None = None) -> dict:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if threads:
         env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-                "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
-                "HEAR_DUAL_THREADS": str(threads)}
+                "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"}
     return env
 
 
@@ -70,8 +69,7 @@ def numpy_dispatch() -> dict:
     except ImportError:   # numpy 1.x
         from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
     return {"targets": list(__cpu_dispatch__), "active": [t for t in __cpu_dispatch__ if __cpu_features__.get(t)],
-            "cpu_has_avx512f": bool(__cpu_features__.get("AVX512F")),
-            "cpu_has_avx2": bool(__cpu_features__.get("AVX2"))}
+            "cpu_has_avx512f": bool(__cpu_features__.get("AVX512F"))}
 
 
 def cpu_name() -> str:
@@ -195,10 +193,16 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
     weights: a checkpoint file that is not shipped; it is checked against the float64 reference computed here."""
     import hear_dual.checkpoints
     from hear_dual.checkpoint import CheckpointError
-    from hear_dual.golden import CHECKPOINT_CASES, CHUNKED, check_backend, load_golden
+    from hear_dual.golden import (
+        CHECKPOINT_CASES,
+        CHUNKED,
+        GOLDEN_SAMPLE_RATE,
+        check_backend,
+        load_golden,
+        reference_outputs,
+    )
 
     backends = list(backends or installed_backends())
-    threads = threads or (int(os.environ["HEAR_DUAL_THREADS"]) if os.environ.get("HEAR_DUAL_THREADS") else None)
     golden = load_golden()
     report = {"platform": platform_facts(), "backends": backends, "checkpoints": {}, "problems": []}
     targets = {weights: weights} if weights else {name: hear_dual.checkpoints.path(name) for name in checkpoints}
@@ -213,17 +217,22 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
         if not models:
             continue
         if weights:
-            rows_by_backend = _against_live_reference(path, models)
+            # Not shipped: the float64 reference computed here from the same file takes the golden file's place.
+            expected, cases, chunks = reference_outputs(name, path), None, (None,)
         else:
             sha = getattr(models[backends[0]][1], "checkpoint_sha256", None)
             if sha != str(golden[f"{name}/checkpoint_sha256"]):
                 report["problems"].append(f"{name}: {path} is not the file the golden embeddings were made from "
                                           f"(sha256 {sha}); reinstall hear-dual")
-            rows_by_backend = {b: check_backend(m, model, name, golden) + check_backend(m, model, name, golden, CHUNKED)
-                               for b, (m, model) in models.items()}
+            expected, cases, chunks = golden, CHECKPOINT_CASES[name], (None, CHUNKED)
+        rows_by_backend = {b: [row for chunk in chunks for row in check_backend(m, model, name, expected, chunk, cases)]
+                           for b, (m, model) in models.items()}
         for backend, rows in rows_by_backend.items():
             entry["rows"] += [r | {"backend": backend} for r in rows]
             entry["golden"][backend] = max((r.get("max_rel_diff", float("inf")) for r in rows), default=None)
+            if not rows:
+                report["problems"].append(f"{name}: nothing was checked in {backend}: the golden inputs are "
+                                          f"{GOLDEN_SAMPLE_RATE} Hz (and FSDD), this model is not")
             for r in rows:
                 if not r["passed"]:
                     reason = r.get("error") or (f"relative difference {r['max_rel_diff']:.3g}, min cosine "
@@ -248,44 +257,12 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
     return report
 
 
-def _against_live_reference(path: str, models: dict) -> dict:
-    import hear_dual.reference as reference
-    from hear_dual.golden import CASES, golden_input
-    from hear_dual.parity import agreement, to_numpy
-
-    ref = reference.load_model(path)
-    spec = ref.spec
-    rows = {backend: [] for backend in models}
-    for case in CASES:
-        audio = golden_input(case) if spec.sample_rate == 16000 else None
-        if audio is None:
-            continue
-        want, want_times = reference.get_timestamp_embeddings(audio[None], ref)
-        for backend, (module, model) in models.items():
-            got, times = (to_numpy(x) for x in module.get_timestamp_embeddings(audio[None], model))
-            result = agreement(want, got, spec.tolerance, spec.min_cosine)
-            same = np.array_equal(times, want_times)
-            rows[backend].append({"case": case, "chunk": None, "max_rel_diff": result.max_rel_diff,
-                                  "min_cosine": result.min_cosine, "timestamps_identical": same,
-                                  "passed": result.passed and same})
-    return rows
-
-
 def _torch_vs_tf(models: dict) -> dict:
     """torch vs TF on every generated signal class and on FSDD speech, 0.025 s and 2.74 s, three sounds a batch."""
-    from hear_dual.parity import input_batch, run_matrix, summarise
+    from hear_dual.parity import Backend, input_batch, run_matrix, summarise
     from hear_dual.signals import SIGNAL_KINDS
 
-    class Loaded:          # parity.Backend's interface around an already loaded model
-        def __init__(self, module, model):
-            self.module, self.model, self.spec = module, model, model.spec
-
-        def embed(self, audio):
-            from hear_dual.parity import to_numpy
-            e, t = self.module.get_timestamp_embeddings(audio, self.model)
-            return tuple(to_numpy(x) for x in (e, t, self.module.pool_scene(e, self.spec.scene_pooling)))
-
-    pair = {name: Loaded(*models[name]) for name in ("torch", "tf")}
+    pair = {name: Backend.loaded(name, *models[name]) for name in ("torch", "tf")}
     inputs = list(SIGNAL_KINDS)
     if input_batch("speech", 1, 10, pair["torch"].spec.sample_rate) is not None:
         inputs.append("speech")
