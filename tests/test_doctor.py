@@ -63,3 +63,11 @@ def test_doctor_fails_clearly_on_a_checkpoint_that_does_not_load(tmp_path):
     run = doctor("--weights", str(path), "--no-parity", cwd=tmp_path)
     assert run.returncode == 1
     assert "FAIL" in run.stdout and "cannot load" in run.stdout and "frontend.mel" in run.stdout
+
+
+def test_doctor_checks_any_checkpoint_against_the_float64_reference(tmp_path):
+    path = tmp_path / "mine.onnx"
+    shutil.copy(checkpoint_path("hear-dual-compact"), path)
+    run = doctor("--weights", str(path), "--no-parity", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    assert "cases x 3 backends, worst relative to float64" in run.stdout and "PASS" in run.stdout
