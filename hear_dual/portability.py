@@ -377,7 +377,7 @@ def format_doctor(report: dict) -> str:
                      f" (bound {MAX_CONV_ROUNDING:g})")
     lines.append("")
     if report["passed"]:
-        lines.append("PASS: every checkpoint loads and meets the parity gate against float64 in every installed backend")
+        lines.append("PASS: every checkpoint loads and meets the parity gate against float64 in every backend")
     else:
         lines.append("FAIL:")
         lines += [f"  - {problem}" for problem in report["problems"]]
