@@ -1,4 +1,4 @@
-"""The installed package ships what users need: spec files, schema, default checkpoint, CLI.
+"""The installed package ships what users need: spec files, schema, default checkpoint, golden embeddings, CLI.
 
 Checked in a subprocess started outside the repository, so the source tree is not on sys.path.
 """
@@ -11,12 +11,13 @@ import hear_dual, importlib.resources as r, pathlib
 spec_dir = r.files("hear_dual._spec")
 for name in ("hear-dual-base.json", "schema.json", "SPEC.md"):
     assert spec_dir.joinpath(name).is_file(), name
-assert r.files("hear_dual.checkpoints").joinpath("hear-dual-base.onnx").is_file()
+for name in ("hear-dual-base.onnx", "golden.npz"):
+    assert r.files("hear_dual.checkpoints").joinpath(name).is_file(), name
 print(pathlib.Path(hear_dual.__file__).resolve().parent)
 """
 
 
-def test_installed_package_ships_spec_schema_and_checkpoint(tmp_path):
+def test_installed_package_ships_spec_schema_checkpoint_and_golden(tmp_path):
     run = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
 
