@@ -33,6 +33,7 @@ CASES = {  # name: (n_sounds, seconds, repeats)
     "1x60s": (1, 60.0, 5),
     "1x20min": (1, 1200.0, 3),
     "16x5min": (16, 300.0, 1),
+    "4x10s": (4, 10.0, 3),          # CREPE-sized cases: full costs 54 GFLOP per audio second
 }
 OURS = {"torch": "hear_dual.torch_impl", "tf": "hear_dual.tf_impl", "onnx": "hear_dual.onnx_impl"}
 REPLY = "hear-dual-benchmark "   # prefixes --serve's replies on stdout
@@ -58,6 +59,10 @@ def load(module_name: str, weights: str, threads: int | None):
     import importlib
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "torchcrepe" in module_name:     # hearbaseline.torchcrepe: torchcrepe imports torchaudio, which cannot load
+        from hear_dual.converters.torchcrepe import import_torchcrepe
+
+        import_torchcrepe()
     t0 = time.perf_counter()
     module = importlib.import_module(module_name)
     model = module.load_model(weights) if weights else module.load_model()
@@ -95,16 +100,18 @@ def load(module_name: str, weights: str, threads: int | None):
     return model, as_input, run, load_s
 
 
-def worker(module_name: str, weights: str, case: str, threads: int | None) -> dict:
-    """Runs inside the worker process."""
+def worker(module_name: str, weights: str, case: str, threads: int | None, once: bool = False) -> dict:
+    """Runs inside the worker process. once: a single timed call and no untimed one (memory of long cases)."""
     n_sounds, seconds, repeats = CASES[case]
+    repeats = 1 if once else repeats
     model, as_input, run, load_s = load(module_name, weights, threads)
     t0 = time.perf_counter()
     run(as_input(pink_noise(1, model.sample_rate, seed=1)))  # first call: tracing, allocator warm-up
     first_call_s = time.perf_counter() - t0
 
     audio = as_input(pink_noise(n_sounds, int(seconds * model.sample_rate)))
-    run(audio)  # untimed: the first call on a new shape builds per-shape kernels and buffers (TF, oneDNN)
+    if not once:
+        run(audio)  # untimed: the first call on a new shape builds per-shape kernels and buffers (TF, oneDNN)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -117,9 +124,9 @@ def worker(module_name: str, weights: str, case: str, threads: int | None) -> di
 
 
 def measure(module_name: str, case: str, python: str = sys.executable, weights: str = "",
-            threads: int | None = None, timeout: float = 3600) -> dict:
+            threads: int | None = None, timeout: float = 3600, once: bool = False) -> dict:
     """One (module, case) in a fresh process; returns the worker's JSON result."""
-    cmd = [python, os.path.abspath(__file__), "--worker", module_name, "--case", case]
+    cmd = [python, os.path.abspath(__file__), "--worker", module_name, "--case", case] + (["--once"] if once else [])
     if weights:
         cmd += ["--weights", weights]
     if threads:
@@ -230,6 +237,8 @@ def main(argv=None) -> int:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--weights", default="", help="checkpoint for hear_dual modules")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads in torch workers")
+    parser.add_argument("--once", action="store_true",
+                        help="one timed call per case and no untimed one: for peak memory of long cases")
     parser.add_argument("--backends", default="torch,tf,onnx", help="hear_dual backends to run")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {list(CASES)}")
     parser.add_argument("--reference", action="append", default=[], metavar="MODULE",
@@ -244,7 +253,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.worker:
-        print(json.dumps(worker(args.worker, args.weights, args.case, args.threads)))
+        print(json.dumps(worker(args.worker, args.weights, args.case, args.threads, args.once)))
         return 0
     if args.serve:
         serve(args.serve, args.weights, args.threads)
@@ -265,7 +274,7 @@ def main(argv=None) -> int:
     results = []
     for module, python, weights in jobs:
         for case in cases:
-            result = measure(module, case, python, weights, args.threads)
+            result = measure(module, case, python, weights, args.threads, once=args.once)
             results.append(result)
             if "error" in result:
                 print(f"{module:<24} {case:<8} ERROR {result['error']}", file=sys.stderr)

@@ -61,6 +61,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_ma
 @lru_cache(maxsize=8)
 def _frontend_constants(spec_json: str) -> dict[str, np.ndarray]:
     spec = Spec.from_json(spec_json)
+    if spec.is_framed:
+        return {}       # waveform frames multiply by nothing fixed: their only numbers are in the spec
     fe = spec.frontend
     dft = windowed_dft_matrix(fe["win_length"], fe["n_fft"])
     mel = mel_filterbank(spec.sample_rate, fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
@@ -110,32 +112,45 @@ def dft_fold(dft: np.ndarray) -> DftFold:
 
 # --- framing, padding, chunking, timestamps -------------------------------------------------------
 
-def num_timestamps(spec: Spec, n_samples: int) -> int:
-    """Timestamps at 0, hop, 2 hop, ... up to the last one not after the final sample."""
-    return (n_samples - 1) // spec.hop_samples + 1 if n_samples > 0 else 0
+def num_timestamps(spec: Spec, n_samples: int, hop: int | None = None) -> int:
+    """Timestamps at 0, hop, 2 hop, ...: log-mel, up to the last one not after the final sample; waveform frames,
+    every frame that fits in the clip padded by pad_left and pad_right zeros (SPEC section 5). hop defaults to
+    the timestamp hop (the scene hop of a waveform spec is the other one)."""
+    hop = hop or spec.hop_samples
+    if n_samples <= 0:
+        return 0
+    if spec.is_framed:
+        return (n_samples + spec.pad_right - spec.pad_left) // hop + 1
+    return (n_samples - 1) // hop + 1
 
 
-def timestamps_ms(spec: Spec, n_samples: int) -> np.ndarray:
+def timestamps_ms(spec: Spec, n_samples: int, hop: int | None = None) -> np.ndarray:
     """float32 milliseconds, each computed from its own index (no accumulated rounding)."""
-    k = np.arange(num_timestamps(spec, n_samples), dtype=np.float64)
-    return (k * spec.hop_samples * 1000.0 / spec.sample_rate).astype(np.float32)
+    hop = hop or spec.hop_samples
+    k = np.arange(num_timestamps(spec, n_samples, hop), dtype=np.float64)
+    return (k * hop * 1000.0 / spec.sample_rate).astype(np.float32)
 
 
-def padded_input_length(spec: Spec, n_outputs: int) -> int:
+def padded_input_length(spec: Spec, n_outputs: int, hop: int | None = None) -> int:
     """Samples of (padded) audio the encoder needs to produce exactly n_outputs embeddings."""
-    return spec.hop_samples * (n_outputs - 1) + spec.receptive_field_samples
+    return (hop or spec.hop_samples) * (n_outputs - 1) + spec.receptive_field_samples
 
 
 MAX_CHUNK_SECONDS_PER_SOUND = 30.0
 CHUNK_SECONDS_PER_BATCH = 120.0
+CHUNK_ACTIVATION_FLOATS = 64 * 2**20     # waveform family: the widest activation of a chunk, 256 MiB of float32
 
 
-def auto_chunk_timestamps(spec: Spec, n_sounds: int) -> int:
+def auto_chunk_timestamps(spec: Spec, n_sounds: int, hop: int | None = None) -> int:
     """Timestamps per sound per chunk: about 2 minutes of audio across the batch, at most 30 s per sound,
-    at least 1 s. Bounds memory for any batch and length; results do not depend on it (chunking is exact)."""
-    per_second = spec.sample_rate / spec.hop_samples
+    at least 1 s; for waveform frames also at most CHUNK_ACTIVATION_FLOATS in a layer's output. Bounds memory
+    for any batch and length; results do not depend on it (chunking is exact)."""
+    per_second = spec.sample_rate / (hop or spec.hop_samples)
     per_sound = CHUNK_SECONDS_PER_BATCH * per_second / max(1, n_sounds)
-    return int(min(MAX_CHUNK_SECONDS_PER_SOUND * per_second, max(per_second, per_sound)))
+    chunk = int(min(MAX_CHUNK_SECONDS_PER_SOUND * per_second, max(per_second, per_sound)))
+    if spec.is_framed:
+        chunk = min(chunk, CHUNK_ACTIVATION_FLOATS // (max(1, n_sounds) * spec.frame_activation_floats))
+    return max(1, chunk)
 
 
 @dataclass(frozen=True)
@@ -157,7 +172,7 @@ class Chunk:
         return self.pad_left + (self.src_stop - self.src_start) + self.pad_right
 
 
-def chunk_plan(spec: Spec, n_samples: int, chunk_timestamps: int) -> list[Chunk]:
+def chunk_plan(spec: Spec, n_samples: int, chunk_timestamps: int, hop: int | None = None) -> list[Chunk]:
     """Split a clip into chunks of at most chunk_timestamps outputs with receptive-field overlap.
 
     Output k sees padded samples [k * hop, k * hop + receptive_field), and the padded signal is the clip
@@ -166,13 +181,24 @@ def chunk_plan(spec: Spec, n_samples: int, chunk_timestamps: int) -> list[Chunk]
     """
     if chunk_timestamps < 1:
         raise ValueError(f"chunk_timestamps must be >= 1, got {chunk_timestamps}")
-    total = num_timestamps(spec, n_samples)
+    hop = hop or spec.hop_samples
+    total = num_timestamps(spec, n_samples, hop)
     chunks = []
     for out_start in range(0, total, chunk_timestamps):
         out_stop = min(out_start + chunk_timestamps, total)
-        begin = out_start * spec.hop_samples - spec.pad_left      # in clip coordinates
-        end = begin + padded_input_length(spec, out_stop - out_start)
+        begin = out_start * hop - spec.pad_left      # in clip coordinates
+        end = begin + padded_input_length(spec, out_stop - out_start, hop)
         src_start, src_stop = max(begin, 0), min(end, n_samples)
         chunks.append(Chunk(out_start, out_stop, src_start, src_stop,
                             pad_left=src_start - begin, pad_right=end - src_stop))
     return chunks
+
+
+def frame_groups(spec: Spec, n_samples: int, n_sounds: int, hop: int) -> list[list[Chunk]]:
+    """A waveform spec at a hop other than its frontend's (its scene hop): one-output chunks, each exactly one
+    frame of the padded signal, grouped so that a group's frames, run as rows of one batch, fit the chunk budget."""
+    if not spec.is_framed:
+        raise ValueError(f"{spec.name}: only a waveform_frames spec embeds at a hop other than its own")
+    chunks = chunk_plan(spec, n_samples, 1, hop)
+    size = auto_chunk_timestamps(spec, n_sounds, hop)
+    return [chunks[i : i + size] for i in range(0, len(chunks), size)]

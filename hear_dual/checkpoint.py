@@ -7,6 +7,7 @@ executed or unpickled. A file either yields a complete, validated Checkpoint or 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +21,8 @@ META_FORMAT = "hear_dual.format"
 META_SPEC = "hear_dual.spec"
 META_SPEC_VERSION = "hear_dual.spec_version"
 META_SPEC_SHA256 = "hear_dual.spec_sha256"
+# Optional: where converted weights came from (JSON: source, version, file, sha256, licence, dropped tensors).
+META_PROVENANCE = "hear_dual.provenance"
 GRAPH_INPUT = "audio"
 GRAPH_OUTPUT = "timestamp_embeddings"
 DEFAULT_VARIANT = "hear-dual-base"
@@ -41,6 +44,7 @@ class Checkpoint:
     constants: dict[str, np.ndarray]   # the file's frontend.dft and frontend.mel: what every backend multiplies by
     model_bytes: bytes                 # the ONNX graph, for onnxruntime
     sha256: str
+    provenance: dict | None = None     # for converted weights: their source file, its hash and licence
 
 
 def checkpoint_path(variant: str = DEFAULT_VARIANT) -> str:
@@ -56,7 +60,13 @@ def resolve_path(model_file_path) -> str:
         return checkpoint_path()
     if not isinstance(model_file_path, (str, os.PathLike)):
         raise TypeError(f"model_file_path must be a str or path, got {type(model_file_path).__name__}")
-    return os.fspath(model_file_path)
+    path = os.fspath(model_file_path)
+    if not os.path.exists(path):
+        import hear_dual.checkpoints
+
+        if hear_dual.checkpoints.short_name(path):      # "crepe-tiny", "compact", ...: no such file, a model name
+            return hear_dual.checkpoints.path(path)
+    return path
 
 
 def constant_deviation(stored: np.ndarray, computed: np.ndarray) -> float:
@@ -102,6 +112,14 @@ def read_checkpoint(model_file_path="") -> Checkpoint:
         fail(f"embedded spec hash {meta.get(META_SPEC_SHA256)!r} does not match the spec ({spec.sha256})")
     if meta.get(META_SPEC_VERSION) != spec.version:
         fail(f"metadata spec_version {meta.get(META_SPEC_VERSION)!r} differs from the spec's {spec.version!r}")
+    provenance = None
+    if META_PROVENANCE in meta:
+        try:
+            provenance = json.loads(meta[META_PROVENANCE])
+        except json.JSONDecodeError as e:
+            fail(f"metadata {META_PROVENANCE!r} is not valid JSON: {e}")
+        if not isinstance(provenance, dict):
+            fail(f"metadata {META_PROVENANCE!r} must be a JSON object, got {type(provenance).__name__}")
 
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
@@ -149,4 +167,4 @@ def read_checkpoint(model_file_path="") -> Checkpoint:
             fail(f"parameter {name!r} has negative variances")
 
     return Checkpoint(path=path, spec=spec, params=params, constants=stored, model_bytes=data,
-                      sha256=hashlib.sha256(data).hexdigest())
+                      sha256=hashlib.sha256(data).hexdigest(), provenance=provenance)

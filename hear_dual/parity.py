@@ -66,11 +66,21 @@ LENGTHS_S = {"short": 400 / 16000, "0.99s": 0.99, "1s": 1.0, "2.74s": 2.74, "60s
 BATCHES = (1, 3, 16)
 
 
+def scene_of(module, audio, model, embeddings):
+    """`module`'s scene embeddings of `audio`, given its timestamp embeddings of it: pooled from those where the
+    spec's scene hop is the timestamp hop (no second pass), else embedded at the scene hop (SPEC section 6).
+    `module` is any hear-dual backend module, or hear_dual.reference."""
+    spec = model.spec
+    if spec.scene_hop_samples == spec.hop_samples:
+        return module.pool_scene(embeddings, spec.scene_pooling)
+    return module.get_scene_embeddings(audio, model)
+
+
 class Backend:
     """One implementation of the HEAR API, run on numpy audio, giving numpy outputs.
 
     Scene embeddings are pooled by the backend's own pool_scene from its own timestamp embeddings, so
-    each audio batch is embedded once per backend.
+    each audio batch is embedded once per backend (twice where the spec has a scene hop of its own).
     """
 
     def __init__(self, name: str, weights: str = "", tf2onnx_path: str | None = None):
@@ -103,7 +113,7 @@ class Backend:
 
     def embed(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         embeddings, timestamps = self.module.get_timestamp_embeddings(audio, self.model)
-        scene = self.module.pool_scene(embeddings, self.spec.scene_pooling)
+        scene = scene_of(self.module, audio, self.model, embeddings)
         return tuple(to_numpy(x) for x in (embeddings, timestamps, scene))
 
 

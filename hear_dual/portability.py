@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-SHIPPED = ("base", "seeded", "compact", "randproj")
+SHIPPED = ("base", "seeded", "compact", "randproj", "crepe-tiny")
 BACKENDS = ("torch", "tf", "onnx")
 MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
 PARITY_MARGIN = 2.0           # torch vs TF must stay within tolerance / PARITY_MARGIN in every personality

@@ -62,6 +62,18 @@ def log_mel(padded: np.ndarray, spec: Spec, constants: dict) -> np.ndarray:
     return np.log(power @ constants["frontend.mel"].astype(np.float64) + fe["log_offset"]).transpose(0, 2, 1)
 
 
+def waveform_frames(padded: np.ndarray, spec: Spec, hop: int) -> np.ndarray:
+    """(batch, L) -> (batch * F, 1, frame_length): frame j is samples [hop j, hop j + N), centred, divided by
+    max(std, floor) with std = sqrt(sum(centred^2) / (N - ddof))."""
+    fe, norm = spec.frontend, spec.frontend["normalization"]
+    n = fe["frame_length"]
+    n_frames = (padded.shape[1] - n) // hop + 1
+    frames = padded[:, hop * np.arange(n_frames)[:, None] + np.arange(n)[None, :]]
+    centred = frames - frames.mean(axis=2, keepdims=True)
+    std = np.sqrt((centred**2).sum(axis=2, keepdims=True) / (n - norm["std_ddof"]))
+    return (centred / np.maximum(std, norm["std_floor"])).reshape(-1, 1, n)
+
+
 # --- section 4: encoder ops, one function each ---------------------------------------------------------
 
 def conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, dilation: int) -> np.ndarray:
@@ -86,9 +98,30 @@ def gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
 
 
-def encode(padded: np.ndarray, model: ReferenceModel) -> np.ndarray:
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def pad(x: np.ndarray, left: int, right: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (left, right)))
+
+
+def maxpool1d(x: np.ndarray, kernel_size: int, stride: int) -> np.ndarray:
+    """VALID: y[b, c, t] = max_{k < kernel_size} x[b, c, stride t + k]."""
+    n_out = (x.shape[2] - kernel_size) // stride + 1
+    return np.stack([x[:, :, k : k + stride * (n_out - 1) + 1 : stride] for k in range(kernel_size)]).max(axis=0)
+
+
+def flatten(x: np.ndarray) -> np.ndarray:
+    """channel_major: element c * T + t."""
+    return x.reshape(x.shape[0], -1)
+
+
+def encode(padded: np.ndarray, model: ReferenceModel, hop: int | None = None) -> np.ndarray:
     """(batch, padded samples) -> (batch, n_outputs, D), float64."""
-    x, p = log_mel(padded.astype(np.float64), model.spec, model.constants), model.params
+    spec, p, padded = model.spec, model.params, padded.astype(np.float64)
+    x = waveform_frames(padded, spec, hop or spec.hop_samples) if spec.is_framed else log_mel(padded, spec,
+                                                                                              model.constants)
     for layer in model.spec.layers:
         name = layer.name
         if layer.op == "conv1d":
@@ -98,25 +131,42 @@ def encode(padded: np.ndarray, model: ReferenceModel) -> np.ndarray:
                           p[f"{name}.running_var"], layer.eps)
         elif layer.op == "gelu":
             x = gelu(x, layer.approximate)
+        elif layer.op == "relu":
+            x = relu(x)
+        elif layer.op == "pad":
+            x = pad(x, layer.left, layer.right)
+        elif layer.op == "maxpool1d":
+            x = maxpool1d(x, layer.kernel_size, layer.stride)
+        elif layer.op == "flatten":
+            x = flatten(x)
         else:
             raise ValueError(f"op {layer.op!r} is not implemented by the float64 reference")
+    if spec.is_framed:
+        return x.reshape(padded.shape[0], -1, x.shape[1])
     return x.transpose(0, 2, 1)
 
 
 # --- sections 5 and 6: padding, timestamps, scene -------------------------------------------------------
 
-def get_timestamp_embeddings(audio, model: ReferenceModel) -> tuple[np.ndarray, np.ndarray]:
-    """audio (n_sounds, n_samples) -> float64 embeddings (n_sounds, T, D), float32 timestamps (n_sounds, T) ms."""
+def get_timestamp_embeddings(audio, model: ReferenceModel, hop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """audio (n_sounds, n_samples) -> float64 embeddings (n_sounds, T, D), float32 timestamps (n_sounds, T) ms.
+    hop: samples between embeddings, the spec's timestamp hop unless given (a waveform spec's scene hop)."""
     spec = model.spec
     audio = check_numpy_audio(audio).astype(np.float64)    # the input contract: 2-D, finite, float32
     n_sounds, n_samples = audio.shape
-    hop, rf = spec.hop_samples, spec.receptive_field_samples
-    n_out = (n_samples - 1) // hop + 1
-    # P = rf/2 zeros, the clip, zeros; embedding k sees P[k hop : k hop + rf].
-    padded = np.zeros((n_sounds, hop * (n_out - 1) + rf))
-    clip = audio[:, : padded.shape[1] - rf // 2]
-    padded[:, rf // 2 : rf // 2 + clip.shape[1]] = clip
-    embeddings = encode(padded, model) if n_sounds else np.zeros((0, n_out, spec.timestamp_embedding_size))
+    hop, rf = hop or spec.hop_samples, spec.receptive_field_samples
+    if spec.is_framed:
+        # P = pad_left zeros, the clip, pad_right zeros; every frame that fits in P.
+        fe = spec.frontend
+        padded = np.pad(audio, ((0, 0), (fe["pad_left"], fe["pad_right"])))
+        n_out = (padded.shape[1] - rf) // hop + 1
+    else:
+        # P = rf/2 zeros, the clip, zeros; embedding k sees P[k hop : k hop + rf].
+        n_out = (n_samples - 1) // hop + 1
+        padded = np.zeros((n_sounds, hop * (n_out - 1) + rf))
+        clip = audio[:, : padded.shape[1] - rf // 2]
+        padded[:, rf // 2 : rf // 2 + clip.shape[1]] = clip
+    embeddings = encode(padded, model, hop) if n_sounds else np.zeros((0, n_out, spec.timestamp_embedding_size))
     if embeddings.shape[1] != n_out:
         raise AssertionError(f"reference produced {embeddings.shape[1]} embeddings, expected {n_out}")
     timestamps = (np.arange(n_out) * hop * 1000.0 / spec.sample_rate).astype(np.float32)
@@ -129,5 +179,6 @@ def pool_scene(embeddings: np.ndarray, pooling: list[str]) -> np.ndarray:
 
 
 def get_scene_embeddings(audio, model: ReferenceModel) -> np.ndarray:
-    """audio (n_sounds, n_samples) -> float64 (n_sounds, scene_embedding_size)."""
-    return pool_scene(get_timestamp_embeddings(audio, model)[0], model.spec.scene_pooling)
+    """audio (n_sounds, n_samples) -> float64 (n_sounds, scene_embedding_size), from embeddings every scene hop."""
+    embeddings = get_timestamp_embeddings(audio, model, model.spec.scene_hop_samples)[0]
+    return pool_scene(embeddings, model.spec.scene_pooling)

@@ -17,8 +17,15 @@ from importlib import resources
 
 import jsonschema
 
-SUPPORTED_SPEC_VERSIONS = ("1.0",)
-BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact", "hear-dual-randproj")
+SUPPORTED_SPEC_VERSIONS = ("1.0", "1.1")
+BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact", "hear-dual-randproj", "hear-dual-crepe-tiny",
+                    "hear-dual-crepe-full")
+# What each spec version may use (SPEC section 2): 1.0 files keep their meaning, 1.1 adds the waveform family.
+FRONTENDS = {"1.0": ("log_mel",), "1.1": ("log_mel", "waveform_frames")}
+OPS = {"1.0": ("conv1d", "batchnorm", "gelu"), "1.1": ("conv1d", "batchnorm", "gelu", "relu", "pad", "maxpool1d",
+                                                        "flatten")}
+# Ops that only make sense inside a fixed-length frame: a stream encoder's only padding is chunk_plan's.
+FRAME_ONLY_OPS = ("pad", "maxpool1d", "flatten")
 
 
 class SpecError(ValueError):
@@ -77,12 +84,14 @@ class Spec:
         self.version: str = self.raw["spec_version"]
         self.sample_rate: int = self.raw["sample_rate"]
         self.frontend: dict = self.raw["frontend"]
+        self.frontend_type: str = self.frontend.get("type", "log_mel")
         self.layers = [Layer(d["name"], d["op"], {k: v for k, v in d.items() if k not in ("name", "op")})
                        for d in self.raw["encoder"]]
         emb = self.raw["embedding"]
         self.timestamp_embedding_size: int = emb["timestamp_embedding_size"]
         self.scene_embedding_size: int = emb["scene_embedding_size"]
         self.scene_pooling: list = emb["scene_pooling"]
+        self.scene_hop_samples: int = emb.get("scene_hop_length", self.hop_samples)
         self.tolerance: float = self.raw["parity"]["tolerance"]
         self.min_cosine: float = self.raw["parity"]["min_cosine"]
 
@@ -107,11 +116,19 @@ class Spec:
 
     # --- derived geometry (all in integers; see SPEC.md, "Framing, padding and timestamps") ---
     @property
+    def is_framed(self) -> bool:
+        """True for the waveform-frames family: the encoder maps each frame, alone, to one embedding."""
+        return self.frontend_type == "waveform_frames"
+
+    @property
     def n_bins(self) -> int:
         return self.frontend["n_fft"] // 2 + 1
 
     @property
     def total_stride(self) -> int:
+        """Frames between timestamps of a log-mel encoder (1 for the waveform family: one frame, one embedding)."""
+        if self.is_framed:
+            return 1
         return math.prod(layer.stride for layer in self.layers if layer.op == "conv1d")
 
     @property
@@ -125,16 +142,40 @@ class Spec:
 
     @property
     def receptive_field_frames(self) -> int:
-        return _receptive_field_frames(self.raw["encoder"])
+        return 1 if self.is_framed else _receptive_field_frames(self.raw["encoder"])
 
     @property
     def receptive_field_samples(self) -> int:
+        if self.is_framed:
+            return self.frontend["frame_length"]
         return self.frontend["hop_length"] * (self.receptive_field_frames - 1) + self.frontend["win_length"]
 
     @property
     def pad_left(self) -> int:
         """Zeros before sample 0 so that output k is centred on sample k * hop_samples."""
+        if self.is_framed:
+            return self.frontend["pad_left"]
         return (self.frontend["hop_length"] * (self.receptive_field_frames - 1) + self.frontend["win_length"]) // 2
+
+    @property
+    def pad_right(self) -> int | None:
+        """Zeros after the clip that the last frame may read (waveform family); None: as many as needed."""
+        return self.frontend["pad_right"] if self.is_framed else None
+
+    @cached_property
+    def frame_shapes(self) -> list[tuple[int, int]]:
+        """Waveform family: (channels, length) of one frame after the frontend and after each layer."""
+        return _frame_shapes(self.raw)
+
+    @property
+    def frame_activation_floats(self) -> int:
+        """Waveform family: the largest float32 activation of one frame, counting the taps gathered for an
+        in_channels = 1 conv. hear_dual.audio sizes chunks by it, so memory stays bounded for any model."""
+        sizes = [c * t for c, t in self.frame_shapes]
+        for layer, (_, t_out) in zip(self.layers, self.frame_shapes[1:]):
+            if layer.op == "conv1d" and layer.in_channels == 1:
+                sizes.append(layer.kernel_size * t_out)
+        return max(sizes)
 
     # --- parameters ---
     @cached_property
@@ -156,9 +197,20 @@ class Spec:
 
     @property
     def flops_per_second(self) -> float:
-        """Multiply-adds count as 2 FLOPs; element-wise ops counted once per element."""
+        """Multiply-adds count as 2 FLOPs; element-wise ops counted once per element (SPEC section 10)."""
         fe = self.frontend
         frames = self.sample_rate / fe["hop_length"]
+        if self.is_framed:
+            flops = frames * 6 * fe["frame_length"]                      # mean, centre, square-sum, divide
+            for layer, (c_in, t_in), (c_out, t_out) in zip(self.layers, self.frame_shapes, self.frame_shapes[1:]):
+                # pad and flatten move data only; a max over k values is counted as k - 1 comparisons.
+                per_element = {"batchnorm": 2, "gelu": 8, "relu": 1}.get(layer.op, 0)
+                flops += frames * per_element * c_in * t_in
+                if layer.op == "conv1d":
+                    flops += frames * 2 * t_out * layer.kernel_size * c_in * c_out
+                elif layer.op == "maxpool1d":
+                    flops += frames * (layer.kernel_size - 1) * c_out * t_out
+            return flops
         flops = frames * 2 * fe["win_length"] * 2 * self.n_bins      # windowed DFT (cos and sin)
         flops += frames * 3 * self.n_bins                            # re^2 + im^2
         flops += frames * 2 * self.n_bins * fe["n_mels"]             # mel filterbank
@@ -173,6 +225,8 @@ class Spec:
                 flops += rate * 2 * channels
             elif layer.op == "gelu":
                 flops += rate * 8 * channels
+            elif layer.op == "relu":
+                flops += rate * channels
         return flops
 
     def summary(self) -> dict:
@@ -185,6 +239,8 @@ class Spec:
             "timestamp_embedding_size": self.timestamp_embedding_size,
             "scene_embedding_size": self.scene_embedding_size,
             "scene_pooling": "+".join(self.scene_pooling),
+            "scene_hop_ms": 1000.0 * self.scene_hop_samples / self.sample_rate,
+            "frontend": self.frontend_type,
             "hop_ms": self.hop_ms,
             "hop_samples": self.hop_samples,
             "receptive_field_ms": 1000.0 * self.receptive_field_samples / self.sample_rate,
@@ -209,29 +265,25 @@ def _validate(raw: dict) -> None:
         raise SpecError(f"spec field {where}: {e.message}") from None
 
     fe = raw["frontend"]
-    if fe["n_fft"] != fe["win_length"]:
-        raise SpecError(f"frontend.n_fft ({fe['n_fft']}) must equal frontend.win_length ({fe['win_length']})")
-    if fe["win_length"] % fe["hop_length"]:
-        raise SpecError(f"frontend.win_length ({fe['win_length']}) must be a multiple of "
-                        f"frontend.hop_length ({fe['hop_length']}) so framing is a reshape")
-    if not fe["f_min"] < fe["f_max"] <= raw["sample_rate"] / 2:
-        raise SpecError(f"frontend needs f_min < f_max <= sample_rate/2, got f_min={fe['f_min']}, "
-                        f"f_max={fe['f_max']}, sample_rate={raw['sample_rate']}")
-
-    names, channels = set(), fe["n_mels"]
+    frontend_type = fe.get("type", "log_mel")
+    if frontend_type not in FRONTENDS[version]:
+        raise SpecError(f"frontend.type {frontend_type!r} needs spec_version 1.1 (this spec is {version!r})")
+    if "scene_hop_length" in raw["embedding"] and frontend_type != "waveform_frames":
+        raise SpecError("embedding.scene_hop_length needs the waveform_frames frontend: a log-mel encoder's "
+                        "hop is fixed by its strides")
+    names = set()
     for i, layer in enumerate(raw["encoder"]):
         where = f"encoder/{i} ({layer['name']})"
         if layer["name"] in names:
             raise SpecError(f"{where}: duplicate layer name")
         names.add(layer["name"])
-        if layer["op"] == "conv1d":
-            if layer["in_channels"] != channels:
-                raise SpecError(f"{where}: in_channels {layer['in_channels']} but the previous layer gives {channels}")
-            if layer["stride"] > 1 and layer["dilation"] > 1:
-                raise SpecError(f"{where}: stride and dilation cannot both exceed 1")
-            channels = layer["out_channels"]
-        elif layer["op"] == "batchnorm" and layer["channels"] != channels:
-            raise SpecError(f"{where}: channels {layer['channels']} but the previous layer gives {channels}")
+        if layer["op"] not in OPS[version]:
+            raise SpecError(f"{where}: op {layer['op']!r} needs spec_version 1.1 (this spec is {version!r})")
+        if layer["op"] in FRAME_ONLY_OPS and frontend_type != "waveform_frames":
+            raise SpecError(f"{where}: op {layer['op']!r} needs the waveform_frames frontend")
+        if layer["op"] == "conv1d" and layer["stride"] > 1 and layer["dilation"] > 1:
+            raise SpecError(f"{where}: stride and dilation cannot both exceed 1")
+    channels = (_check_frames if frontend_type == "waveform_frames" else _check_log_mel)(raw)
 
     emb = raw["embedding"]
     if emb["timestamp_embedding_size"] != channels:
@@ -243,12 +295,78 @@ def _validate(raw: dict) -> None:
                         f"{channels * len(emb['scene_pooling'])}")
     if raw["track"] == "compact" and max(emb["timestamp_embedding_size"], emb["scene_embedding_size"]) > 64:
         raise SpecError("compact track embeddings must be at most 64 wide")
+
+
+def _check_channels(layer: dict, where: str, channels: int) -> int:
+    """The channel walk of rule 7: returns the channels after the layer."""
+    if layer["op"] == "conv1d":
+        if layer["in_channels"] != channels:
+            raise SpecError(f"{where}: in_channels {layer['in_channels']} but the previous layer gives {channels}")
+        return layer["out_channels"]
+    if layer["op"] == "batchnorm" and layer["channels"] != channels:
+        raise SpecError(f"{where}: channels {layer['channels']} but the previous layer gives {channels}")
+    return channels
+
+
+def _check_log_mel(raw: dict) -> int:
+    fe = raw["frontend"]
+    if fe["n_fft"] != fe["win_length"]:
+        raise SpecError(f"frontend.n_fft ({fe['n_fft']}) must equal frontend.win_length ({fe['win_length']})")
+    if fe["win_length"] % fe["hop_length"]:
+        raise SpecError(f"frontend.win_length ({fe['win_length']}) must be a multiple of "
+                        f"frontend.hop_length ({fe['hop_length']}) so framing is a reshape")
+    if not fe["f_min"] < fe["f_max"] <= raw["sample_rate"] / 2:
+        raise SpecError(f"frontend needs f_min < f_max <= sample_rate/2, got f_min={fe['f_min']}, "
+                        f"f_max={fe['f_max']}, sample_rate={raw['sample_rate']}")
+    channels = fe["n_mels"]
+    for i, layer in enumerate(raw["encoder"]):
+        channels = _check_channels(layer, f"encoder/{i} ({layer['name']})", channels)
     from hear_dual.audio import mel_filterbank  # raises SpecError for an empty band
 
     mel_filterbank(raw["sample_rate"], fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
     rf = _receptive_field_frames(raw["encoder"])
     if (fe["hop_length"] * (rf - 1) + fe["win_length"]) % 2:
         raise SpecError("receptive field in samples must be even so embeddings centre on a whole sample")
+    return channels
+
+
+def _check_frames(raw: dict) -> int:
+    """Rules 14 to 17 (SPEC section 2): returns the width of the flattened frame embedding."""
+    fe = raw["frontend"]
+    if fe["frame_length"] % 2 or fe["pad_left"] != fe["frame_length"] // 2:
+        raise SpecError(f"frontend.pad_left ({fe['pad_left']}) must be half of an even frontend.frame_length "
+                        f"({fe['frame_length']}) so each frame is centred on its timestamp")
+    if fe["pad_right"] < fe["pad_left"] - 1:
+        raise SpecError(f"frontend.pad_right ({fe['pad_right']}) must be at least pad_left - 1 "
+                        f"({fe['pad_left'] - 1}) so every clip has a timestamp at 0")
+    if fe["normalization"]["std_ddof"] >= fe["frame_length"]:
+        raise SpecError("frontend.normalization.std_ddof must be smaller than frontend.frame_length")
+    encoder = raw["encoder"]
+    if encoder[-1]["op"] != "flatten" or any(layer["op"] == "flatten" for layer in encoder[:-1]):
+        raise SpecError("a waveform_frames encoder must end with its only flatten (one vector per frame)")
+    shapes = _frame_shapes(raw)     # raises SpecError where a frame becomes empty
+    return shapes[-1][0]
+
+
+def _frame_shapes(raw: dict) -> list[tuple[int, int]]:
+    """(channels, length) of one frame entering the encoder, then after each layer; flatten gives (C * T, 1)."""
+    channels, length = 1, raw["frontend"]["frame_length"]
+    shapes = [(channels, length)]
+    for i, layer in enumerate(raw["encoder"]):
+        where = f"encoder/{i} ({layer['name']})"
+        channels = _check_channels(layer, where, channels)
+        if layer["op"] == "pad":
+            length += layer["left"] + layer["right"]
+        elif layer["op"] == "conv1d":
+            length = (length - layer["dilation"] * (layer["kernel_size"] - 1) - 1) // layer["stride"] + 1
+        elif layer["op"] == "maxpool1d":
+            length = (length - layer["kernel_size"]) // layer["stride"] + 1
+        elif layer["op"] == "flatten":
+            channels, length = channels * length, 1
+        if length < 1:
+            raise SpecError(f"{where}: a {raw['frontend']['frame_length']}-sample frame has no samples left here")
+        shapes.append((channels, length))
+    return shapes
 
 
 def _receptive_field_frames(encoder: list[dict]) -> int:

@@ -36,19 +36,21 @@ def weight_facts(spec: Spec, params: dict, constants: dict) -> list[tuple[tuple[
     shift = bias - running_mean * scale become tensors of their own. IEEE float32 add, subtract, multiply,
     sqrt and divide are correctly rounded, so numpy's float32 results must match those bit for bit.
     tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps (in any
-    order: tap order is the parity tests' to check); its frontend multiplies by the folded DFT, so the DFT
-    may be held as its two folded halves.
+    order: tap order is the parity tests' to check), or, for an in_channels = 1 conv, whole in TF layout; its
+    frontend multiplies by the folded DFT, so the DFT may be held as its two folded halves.
     """
     from hear_dual.tf_impl.model import to_tf_layout
 
-    fold = dft_fold(constants["frontend.dft"])
     facts = [((name,), (array,)) for name, array in constants.items()]
-    facts.append((("frontend.dft",), (fold.even, fold.odd)))
+    if "frontend.dft" in constants:         # log-mel only: waveform frames have no constants
+        fold = dft_fold(constants["frontend.dft"])
+        facts.append((("frontend.dft",), (fold.even, fold.odd)))
     facts += [((name,), (array,)) for name, array in params.items()]
     for layer in spec.layers:
         if layer.op == "conv1d":
             kernel = to_tf_layout(f"{layer.name}.weight", params[f"{layer.name}.weight"])
             facts.append(((f"{layer.name}.weight",), tuple(kernel)))
+            facts.append(((f"{layer.name}.weight",), (kernel,)))   # an in_channels = 1 conv: one matmul, all taps
         if layer.op == "batchnorm":
             w, b = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]
             m, v = params[f"{layer.name}.running_mean"], params[f"{layer.name}.running_var"]

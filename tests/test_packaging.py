@@ -1,4 +1,4 @@
-"""The installed package ships what users need: spec files, schema, default checkpoint, golden embeddings, CLI.
+"""The installed package ships what users need: spec files, schema, checkpoints, golden embeddings, converters, CLI.
 
 Checked in a subprocess started outside the repository, so the source tree is not on sys.path.
 """
@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 PROBE = """
-import hear_dual, importlib.resources as r, pathlib
+import hear_dual, hear_dual.converters.torchcrepe, importlib.resources as r, pathlib
 spec_dir = r.files("hear_dual._spec")
-for name in ("hear-dual-base.json", "schema.json", "SPEC.md"):
+for name in ("hear-dual-base.json", "hear-dual-crepe-tiny.json", "hear-dual-crepe-full.json", "schema.json", "SPEC.md"):
     assert spec_dir.joinpath(name).is_file(), name
-for name in ("hear-dual-base.onnx", "golden.npz"):
+for name in ("hear-dual-base.onnx", "hear-dual-crepe-tiny.onnx", "golden.npz"):
     assert r.files("hear_dual.checkpoints").joinpath(name).is_file(), name
 print(pathlib.Path(hear_dual.__file__).resolve().parent)
 """

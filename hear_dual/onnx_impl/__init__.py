@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hear_dual.audio import auto_chunk_timestamps, chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.audio import auto_chunk_timestamps, chunk_plan, frame_groups, num_timestamps, timestamps_ms
 from hear_dual.checkpoint import CheckpointError, read_checkpoint
 from hear_dual.inputs import check_numpy_audio, check_pairwise
 from hear_dual.spec import Spec
@@ -53,16 +53,27 @@ def load_model(model_file_path: str = "", providers=None, threads: int | None = 
 
 def get_timestamp_embeddings(audio, model: OnnxModel) -> tuple[np.ndarray, np.ndarray]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    audio = check_numpy_audio(audio)
+    return _embed(check_numpy_audio(audio), model, model.spec.hop_samples)
+
+
+def _embed(audio: np.ndarray, model: OnnxModel, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings every `hop` samples: the timestamp hop, or a waveform spec's scene hop."""
     n_sounds, n_samples = audio.shape
     spec = model.spec
-    embeddings = np.zeros((n_sounds, num_timestamps(spec, n_samples), model.timestamp_embedding_size), np.float32)
-    if n_sounds:
-        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
-        for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
+    embeddings = np.zeros((n_sounds, num_timestamps(spec, n_samples, hop), model.timestamp_embedding_size),
+                          np.float32)
+    if n_sounds and hop != spec.hop_samples:     # a waveform spec's scene hop: its frames as rows of a batch
+        for group in frame_groups(spec, n_samples, n_sounds, hop):
+            x = np.stack([np.pad(audio[:, c.src_start : c.src_stop], ((0, 0), (c.pad_left, c.pad_right)))
+                          for c in group], axis=1)
+            rows = model.encode(x.reshape(-1, x.shape[2]))
+            embeddings[:, group[0].out_start : group[-1].out_stop] = rows.reshape(n_sounds, len(group), -1)
+    elif n_sounds:
+        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
+        for chunk in chunk_plan(spec, n_samples, chunk_timestamps, hop):
             x = np.pad(audio[:, chunk.src_start : chunk.src_stop], ((0, 0), (chunk.pad_left, chunk.pad_right)))
             embeddings[:, chunk.out_start : chunk.out_stop] = model.encode(x)
-    timestamps = np.tile(timestamps_ms(spec, n_samples), (n_sounds, 1))
+    timestamps = np.tile(timestamps_ms(spec, n_samples, hop), (n_sounds, 1))
     return embeddings, timestamps
 
 
@@ -73,7 +84,7 @@ def pool_scene(embeddings: np.ndarray, pooling: list[str]) -> np.ndarray:
 
 def get_scene_embeddings(audio, model: OnnxModel) -> np.ndarray:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    embeddings, _ = get_timestamp_embeddings(audio, model)
+    embeddings, _ = _embed(check_numpy_audio(audio), model, model.spec.scene_hop_samples)
     if embeddings.shape[0] == 0:
         return np.zeros((0, model.scene_embedding_size), np.float32)
     return pool_scene(embeddings, model.spec.scene_pooling)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hear_dual.audio import auto_chunk_timestamps, chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.audio import auto_chunk_timestamps, chunk_plan, frame_groups, num_timestamps, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
 from hear_dual.tf_impl.model import HearDualModel, load_model
 
@@ -29,21 +29,31 @@ def _as_audio_tensor(audio) -> tf.Tensor:
 
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    audio = _as_audio_tensor(audio)
+    return _embed(_as_audio_tensor(audio), model, model.spec.hop_samples)
+
+
+def _embed(audio: tf.Tensor, model: HearDualModel, hop: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Embeddings every `hop` samples: the timestamp hop, or a waveform spec's scene hop."""
     n_sounds, n_samples = audio.shape
     spec = model.spec
     pieces = []
-    if n_sounds:
-        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
-        for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
+    if n_sounds and hop != spec.hop_samples:     # a waveform spec's scene hop: its frames as rows of a batch
+        for group in frame_groups(spec, n_samples, n_sounds, hop):
+            x = tf.stack([tf.pad(audio[:, c.src_start : c.src_stop], [[0, 0], [c.pad_left, c.pad_right]])
+                          for c in group], axis=1)
+            rows = model.encode(tf.reshape(x, [-1, x.shape[2]]))
+            pieces.append(tf.reshape(rows, [n_sounds, len(group), -1]))
+    elif n_sounds:
+        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
+        for chunk in chunk_plan(spec, n_samples, chunk_timestamps, hop):
             x = tf.pad(audio[:, chunk.src_start : chunk.src_stop], [[0, 0], [chunk.pad_left, chunk.pad_right]])
             pieces.append(model.encode(x))
-    n_out = num_timestamps(spec, n_samples)
+    n_out = num_timestamps(spec, n_samples, hop)
     if pieces:
         embeddings = tf.concat(pieces, axis=1)
     else:
         embeddings = tf.zeros((0, n_out, model.timestamp_embedding_size), tf.float32)
-    timestamps = tf.tile(tf.constant(timestamps_ms(spec, n_samples))[None], [n_sounds, 1])
+    timestamps = tf.tile(tf.constant(timestamps_ms(spec, n_samples, hop))[None], [n_sounds, 1])
     return embeddings, timestamps
 
 
@@ -55,7 +65,7 @@ def pool_scene(embeddings: tf.Tensor, pooling: list[str]) -> tf.Tensor:
 
 def get_scene_embeddings(audio, model: HearDualModel) -> tf.Tensor:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    embeddings, _ = get_timestamp_embeddings(audio, model)
+    embeddings, _ = _embed(_as_audio_tensor(audio), model, model.spec.scene_hop_samples)
     if embeddings.shape[0] == 0:
         return tf.zeros((0, model.scene_embedding_size), tf.float32)
     return pool_scene(embeddings, model.spec.scene_pooling)

@@ -60,6 +60,37 @@ class LogMel(tf.Module):
         log_mel = tf.math.log(tf.matmul(power, self.mel) + self.log_offset)
         return tf.cast(log_mel, tf.float32)
 
+    def to_embeddings(self, x: tf.Tensor, batch) -> tf.Tensor:
+        return x                       # already (batch, T, D)
+
+
+class WaveformFrames(tf.Module):
+    """Overlapping frames of the padded chunk, each centred and scaled by its own standard deviation."""
+
+    def __init__(self, spec: Spec):
+        super().__init__(name="frontend")
+        fe = spec.frontend
+        self.frame_length, self.hop, self.dtype = fe["frame_length"], fe["hop_length"], tf.as_dtype(fe["precision"])
+        self.divisor = fe["frame_length"] - fe["normalization"]["std_ddof"]
+        self.floor = fe["normalization"]["std_floor"]
+        self.embedding_size = spec.timestamp_embedding_size
+
+    def __call__(self, audio: tf.Tensor) -> tf.Tensor:
+        # In float64 when the spec says so: a near-constant frame's deviations are a small difference of large
+        # numbers, and dividing by its small std turns float32 rounding into large embedding errors.
+        audio = tf.cast(audio, self.dtype)
+        n_frames = (tf.shape(audio)[1] - self.frame_length) // self.hop + 1
+        starts, offsets = tf.range(n_frames), tf.range(self.frame_length)
+        index = self.hop * starts[:, None] + offsets[None, :]
+        frames = tf.gather(audio, index, axis=1)                   # (batch, F, frame_length), a gather
+        frames = frames - tf.reduce_sum(frames, axis=2, keepdims=True) / self.frame_length
+        std = tf.sqrt(tf.reduce_sum(frames * frames, axis=2, keepdims=True) / self.divisor)
+        frames = frames / tf.maximum(std, tf.constant(self.floor, self.dtype))
+        return tf.reshape(tf.cast(frames, tf.float32), [-1, self.frame_length, 1])    # (batch * F, frame_length, 1)
+
+    def to_embeddings(self, x: tf.Tensor, batch) -> tf.Tensor:
+        return tf.reshape(x, [batch, -1, self.embedding_size])     # (batch * F, D) -> (batch, F, D)
+
 
 class Conv1d(tf.Module):
     """Always VALID: the only padding in the model is the explicit one in hear_dual.audio.chunk_plan.
@@ -79,6 +110,12 @@ class Conv1d(tf.Module):
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         kernel_size = self.kernel.shape[0]
+        if self.kernel.shape[1] == 1:
+            # A conv on the waveform: K outer products would each round into the sum; gather the K taps and
+            # contract them in one matmul instead (SPEC section 4).
+            n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
+            index = self.stride * tf.range(n_out)[:, None] + self.dilation * tf.range(kernel_size)[None, :]
+            return tf.matmul(tf.gather(x[..., 0], index, axis=1), self.kernel[:, 0]) + self.bias
         # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
         n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
         span = (n_out - 1) * self.stride + 1
@@ -117,6 +154,40 @@ class GELU(tf.Module):
         return 0.5 * x * (1.0 + tf.math.erf(x * math.sqrt(0.5)))
 
 
+class ReLU(tf.Module):
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.relu(x)
+
+
+class Pad(tf.Module):
+    """Explicit zeros on both ends of each frame's time axis."""
+
+    def __init__(self, name, left: int, right: int):
+        super().__init__(name=name)
+        self.left, self.right = left, right
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.pad(x, [[0, 0], [self.left, self.right], [0, 0]])
+
+
+class MaxPool1d(tf.Module):
+    """VALID: windows that do not fit are dropped, never padded."""
+
+    def __init__(self, name, kernel_size: int, stride: int):
+        super().__init__(name=name)
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.max_pool1d(x, self.kernel_size, self.stride, "VALID")
+
+
+class Flatten(tf.Module):
+    """channel_major: element c * T + t, torch's memory order; here (N, T, C) is transposed to (N, C, T) first."""
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(tf.transpose(x, [0, 2, 1]), [tf.shape(x)[0], -1])
+
+
 def make_layer(layer, params) -> tf.Module:
     if layer.op == "conv1d":
         return Conv1d(layer.name, params, layer.stride, layer.dilation)
@@ -124,6 +195,14 @@ def make_layer(layer, params) -> tf.Module:
         return BatchNorm(layer.name, params, layer.eps)
     if layer.op == "gelu":
         return GELU(layer.name, layer.approximate)
+    if layer.op == "relu":
+        return ReLU(name=layer.name)
+    if layer.op == "pad":
+        return Pad(layer.name, layer.left, layer.right)
+    if layer.op == "maxpool1d":
+        return MaxPool1d(layer.name, layer.kernel_size, layer.stride)
+    if layer.op == "flatten":
+        return Flatten(name=layer.name)
     raise ValueError(f"op {layer.op!r} is not implemented by the TensorFlow backend")
 
 
@@ -137,7 +216,7 @@ class HearDualModel(tf.Module):
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.frontend = LogMel(spec, constants)
+        self.frontend = WaveformFrames(spec) if spec.is_framed else LogMel(spec, constants)
         self.layers = [make_layer(layer, params) for layer in spec.layers]
         # One trace serves every batch size and length: both dimensions are left unknown.
         self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")],
@@ -147,7 +226,7 @@ class HearDualModel(tf.Module):
         x = self.frontend(audio)
         for layer in self.layers:
             x = layer(x)
-        return x
+        return self.frontend.to_embeddings(x, tf.shape(audio)[0])
 
 
 def load_model(model_file_path: str = "") -> HearDualModel:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hear_dual.audio import auto_chunk_timestamps, chunk_plan, num_timestamps, timestamps_ms
+from hear_dual.audio import auto_chunk_timestamps, chunk_plan, frame_groups, num_timestamps, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
 from hear_dual.torch_impl.model import HearDualModel, load_model
 
@@ -44,19 +44,29 @@ def full_float32():
 
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    audio = _as_audio_tensor(audio)
+    return _embed(_as_audio_tensor(audio), model, model.spec.hop_samples)
+
+
+def _embed(audio: torch.Tensor, model: HearDualModel, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings every `hop` samples: the timestamp hop, or a waveform spec's scene hop."""
     model.to(audio.device)
     n_sounds, n_samples = audio.shape
     spec = model.spec
-    embeddings = torch.empty((n_sounds, num_timestamps(spec, n_samples), model.timestamp_embedding_size),
+    embeddings = torch.empty((n_sounds, num_timestamps(spec, n_samples, hop), model.timestamp_embedding_size),
                              device=audio.device)
-    chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds)
+    chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
     with torch.inference_mode(), full_float32():
-        if n_sounds:
-            for chunk in chunk_plan(spec, n_samples, chunk_timestamps):
+        if n_sounds and hop != spec.hop_samples:     # a waveform spec's scene hop: its frames as rows of a batch
+            for group in frame_groups(spec, n_samples, n_sounds, hop):
+                x = torch.stack([F.pad(audio[:, c.src_start : c.src_stop], (c.pad_left, c.pad_right))
+                                 for c in group], dim=1)
+                rows = model(x.reshape(-1, x.shape[2]))
+                embeddings[:, group[0].out_start : group[-1].out_stop] = rows.reshape(n_sounds, len(group), -1)
+        elif n_sounds:
+            for chunk in chunk_plan(spec, n_samples, chunk_timestamps, hop):
                 x = F.pad(audio[:, chunk.src_start : chunk.src_stop], (chunk.pad_left, chunk.pad_right))
                 embeddings[:, chunk.out_start : chunk.out_stop] = model(x)
-    timestamps = torch.from_numpy(timestamps_ms(spec, n_samples)).to(audio.device).repeat(n_sounds, 1)
+    timestamps = torch.from_numpy(timestamps_ms(spec, n_samples, hop)).to(audio.device).repeat(n_sounds, 1)
     return embeddings, timestamps
 
 
@@ -67,7 +77,7 @@ def pool_scene(embeddings: torch.Tensor, pooling: list[str]) -> torch.Tensor:
 
 def get_scene_embeddings(audio, model: HearDualModel) -> torch.Tensor:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    embeddings, _ = get_timestamp_embeddings(audio, model)
+    embeddings, _ = _embed(_as_audio_tensor(audio), model, model.spec.scene_hop_samples)
     if embeddings.shape[0] == 0:
         return torch.zeros((0, model.scene_embedding_size), device=embeddings.device)
     return pool_scene(embeddings, model.spec.scene_pooling)

@@ -45,6 +45,9 @@ class LogMel(nn.Module):
             imag = (head - tail) @ self.dft_odd
         return self.log_mel(real, imag)
 
+    def to_embeddings(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        return x.transpose(1, 2)       # (batch, D, T) -> (batch, T, D)
+
     def log_mel(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
         power = real * real + imag * imag
         log_mel = torch.log(power @ self.mel + self.log_offset)
@@ -57,6 +60,34 @@ class LogMel(nn.Module):
         frames = torch.cat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], dim=2)
         spectrum = frames @ self.dft
         return spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
+
+
+class WaveformFrames(nn.Module):
+    """Overlapping frames of the padded chunk, each centred and scaled by its own standard deviation."""
+
+    def __init__(self, spec: Spec):
+        super().__init__()
+        fe = spec.frontend
+        self.frame_length, self.hop, self.dtype = fe["frame_length"], fe["hop_length"], getattr(torch, fe["precision"])
+        self.divisor = fe["frame_length"] - fe["normalization"]["std_ddof"]
+        self.floor = fe["normalization"]["std_floor"]
+        self.embedding_size = spec.timestamp_embedding_size
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        # In float64 when the spec says so: a near-constant frame's deviations are a small difference of large
+        # numbers, and dividing by its small std turns float32 rounding into large embedding errors.
+        audio = audio.to(self.dtype)
+        n_frames = (audio.shape[1] - self.frame_length) // self.hop + 1
+        starts = torch.arange(n_frames, device=audio.device)
+        index = self.hop * starts[:, None] + torch.arange(self.frame_length, device=audio.device)[None, :]
+        frames = audio[:, index]                                   # (batch, F, frame_length), a gather
+        frames = frames - frames.sum(dim=2, keepdim=True) / self.frame_length
+        std = torch.sqrt((frames * frames).sum(dim=2, keepdim=True) / self.divisor)
+        frames = frames / torch.clamp(std, min=self.floor)
+        return frames.to(torch.float32).reshape(-1, 1, self.frame_length)    # (batch * F, 1, frame_length)
+
+    def to_embeddings(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        return x.reshape(batch, -1, self.embedding_size)     # (batch * F, D) -> (batch, F, D)
 
 
 class Conv1d(nn.Conv1d):
@@ -74,12 +105,22 @@ class Conv1d(nn.Conv1d):
         if torch.onnx.is_in_onnx_export():
             return super().forward(x)      # one Conv node in the checkpoint graph
         (kernel_size,), (stride,), (dilation,) = self.kernel_size, self.stride, self.dilation
+        if self.in_channels == 1:
+            # A conv on the waveform: K outer products would each round into the sum; gather the K taps and
+            # contract them in one matmul instead (SPEC section 4).
+            taps = x[:, 0].unfold(1, dilation * (kernel_size - 1) + 1, stride)[..., ::dilation]
+            return (taps @ self.weight[:, 0].T + self.bias).transpose(1, 2)
         # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
         n_out = (x.shape[2] - dilation * (kernel_size - 1) - 1) // stride + 1
         span = (n_out - 1) * stride + 1
-        x = x.transpose(1, 2)
-        taps = [x[:, k * dilation : k * dilation + span : stride] @ self.weight[:, :, k].T for k in range(kernel_size)]
-        return (sum(taps[1:], taps[0]) + self.bias).transpose(1, 2)
+        batch, channels = x.shape[0], x.shape[1]
+        x = x.permute(2, 0, 1).contiguous()    # (time, batch, channels): a tap's rows are one block, no copy
+        y = None
+        for k in range(kernel_size):
+            rows = x[k * dilation : k * dilation + span : stride].reshape(-1, channels)
+            tap = rows @ self.weight[:, :, k].T
+            y = tap if y is None else y.add_(tap)          # in tap order, as the spec's sum is written
+        return (y + self.bias).reshape(n_out, batch, -1).permute(1, 2, 0)
 
 
 class BatchNorm(nn.Module):
@@ -109,6 +150,40 @@ class GELU(nn.Module):
         return F.gelu(x, approximate=self.approximate)
 
 
+class ReLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x)
+
+
+class Pad(nn.Module):
+    """Explicit zeros on both ends of each frame's time axis."""
+
+    def __init__(self, left: int, right: int):
+        super().__init__()
+        self.left, self.right = left, right
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (self.left, self.right))
+
+
+class MaxPool1d(nn.Module):
+    """VALID: windows that do not fit are dropped, never padded."""
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool1d(x, self.kernel_size, self.stride)
+
+
+class Flatten(nn.Module):
+    """channel_major: (N, C, T) -> (N, C * T) with element c * T + t, torch's own memory order."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
 def make_layer(layer) -> nn.Module:
     if layer.op == "conv1d":
         return Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.dilation)
@@ -116,6 +191,14 @@ def make_layer(layer) -> nn.Module:
         return BatchNorm(layer.channels, layer.eps)
     if layer.op == "gelu":
         return GELU(layer.approximate)
+    if layer.op == "relu":
+        return ReLU()
+    if layer.op == "pad":
+        return Pad(layer.left, layer.right)
+    if layer.op == "maxpool1d":
+        return MaxPool1d(layer.kernel_size, layer.stride)
+    if layer.op == "flatten":
+        return Flatten()
     raise ValueError(f"op {layer.op!r} is not implemented by the torch backend")
 
 
@@ -129,7 +212,7 @@ class HearDualModel(nn.Module):
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.frontend = LogMel(spec, constants)
+        self.frontend = WaveformFrames(spec) if spec.is_framed else LogMel(spec, constants)
         self.layer_names = [layer.name for layer in spec.layers]
         for layer in spec.layers:
             self.add_module(layer.name, make_layer(layer))
@@ -138,7 +221,7 @@ class HearDualModel(nn.Module):
         x = self.frontend(audio)
         for name in self.layer_names:
             x = getattr(self, name)(x)
-        return x.transpose(1, 2)
+        return self.frontend.to_embeddings(x, audio.shape[0])
 
     def load_parameters(self, params: dict) -> HearDualModel:
         """params in canonical layout, keyed by spec names (torch uses the canonical layout as is)."""
