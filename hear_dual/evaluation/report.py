@@ -77,7 +77,7 @@ def write_tables(out_dir) -> tuple[Path, Path]:
     out = Path(out_dir)
     summary = [{k: r[k] for k in ("task", "model", "scores", "primary_score", "aggregate", "protocol", "folds")}
                for r in results]
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    (out / "results.json").write_text(json.dumps(jsonable(summary), indent=1, allow_nan=False))
     (out / "results.md").write_text(markdown(results))
     return out / "results.md", out / "results.json"
 
