@@ -280,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hear_dual.evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)
+
+    from hear_dual.evaluation.maketask import add_make_task_parser
+
+    add_make_task_parser(sub)
     return parser
 
 

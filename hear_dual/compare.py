@@ -13,93 +13,22 @@ calls them: a torch tensor on the model's device for a torch.nn.Module, tf.conve
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import json
 import math
-import os
 import sys
-from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 
 from hear_dual import datasets
-from hear_dual.parity import agreement, to_numpy
+from hear_dual.hear_module import LoadedModule, embed, load_hear_module
+from hear_dual.parity import agreement
 from hear_dual.signals import SIGNAL_KINDS, signal_batch
 
 METADATA = ("sample_rate", "timestamp_embedding_size", "scene_embedding_size")
-API = ("load_model", "get_timestamp_embeddings", "get_scene_embeddings")
 SPEECH_INPUT = "fsdd_speech"
 FSDD_MISSING = "FSDD not found"
 DOWNSTREAM_CHUNK = 40
-
-
-@dataclass
-class LoadedModule:
-    name: str
-    module: ModuleType
-    model: object
-    kind: str              # "torch" or "tf"
-    weights: str = ""
-
-
-def _quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def model_kind(model) -> str:
-    """'torch' for a torch.nn.Module, 'tf' for a tf.Module (a framework that is not imported cannot be the kind)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return "torch"
-    tf = sys.modules.get("tensorflow")
-    if tf is not None and isinstance(model, tf.Module):
-        return "tf"
-    kind = type(model)
-    raise TypeError(f"load_model returned a {kind.__module__}.{kind.__qualname__}; a HEAR 2021 model must be a "
-                    "torch.nn.Module or a tf.Module")
-
-
-def load_hear_module(name: str, weights: str = "") -> LoadedModule:
-    """Import a HEAR 2021 module by name and load its model (load_model(weights), or load_model() without weights)."""
-    _quiet_tf()
-    module = importlib.import_module(name)
-    missing = [f for f in API if not callable(getattr(module, f, None))]
-    if missing:
-        raise AttributeError(f"module {name!r} lacks the HEAR 2021 function(s) {', '.join(missing)}")
-    model = module.load_model(weights) if weights else module.load_model()
-    return LoadedModule(name, module, model, model_kind(model), weights)
-
-
-def _torch_device(model):
-    import torch
-
-    for tensor in itertools.chain(model.parameters(), model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def embed(loaded: LoadedModule, audio: np.ndarray, scene_only: bool = False):
-    """(timestamp embeddings, timestamps, scene embeddings) as numpy; the first two are None when scene_only."""
-    if loaded.kind == "torch":
-        import torch
-
-        x = torch.from_numpy(np.ascontiguousarray(audio)).to(_torch_device(loaded.model))
-        with torch.no_grad():
-            stamped = None if scene_only else loaded.module.get_timestamp_embeddings(x, loaded.model)
-            scene = loaded.module.get_scene_embeddings(x, loaded.model)
-    else:
-        _quiet_tf()
-        import tensorflow as tf
-
-        x = tf.convert_to_tensor(audio)
-        stamped = None if scene_only else loaded.module.get_timestamp_embeddings(x, loaded.model)
-        scene = loaded.module.get_scene_embeddings(x, loaded.model)
-    if stamped is None:
-        return None, None, to_numpy(scene)
-    embeddings, timestamps = stamped
-    return to_numpy(embeddings), to_numpy(timestamps), to_numpy(scene)
 
 
 def _shape(x) -> list[int]:

@@ -218,32 +218,25 @@ class Embedder:
     def __init__(self, backend: str = "torch", weights: str = "", threads: int | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        from hear_dual.hear_module import load_hear_module
+
         self.backend = backend
         self.device = None
+        options = {}
         if backend == "torch":
             import torch
 
-            import hear_dual.torch_impl as module
-
             if threads:
                 torch.set_num_threads(threads)
-            self.model = module.load_model(weights)
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif backend == "tf":
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-            import hear_dual.tf_impl as module
-
-            self.model = module.load_model(weights)
-        else:
+        elif backend == "onnx":
             import onnxruntime as ort
 
-            import hear_dual.onnx_impl as module
-
-            providers = ["CPUExecutionProvider"]
+            options["providers"] = ["CPUExecutionProvider"]
             if "CUDAExecutionProvider" in ort.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            self.model = module.load_model(weights, providers=providers)
-        self.module = module
+                options["providers"].insert(0, "CUDAExecutionProvider")
+        loaded = load_hear_module(f"hear_dual.{backend}_impl", weights, allow_numpy=True, **options)
+        self.module, self.model = loaded.module, loaded.model
         self.spec = self.model.spec
         self.sample_rate = int(self.model.sample_rate)
 

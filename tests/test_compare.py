@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hear_dual import compare, datasets
-from hear_dual.compare import add_compare_parser, compare_modules, format_report, main, to_numpy
+from hear_dual import compare, datasets, hear_module
+from hear_dual.compare import add_compare_parser, compare_modules, format_report, main
 from hear_dual.downstream import fsdd_subset, probe_agreement
+from hear_dual.parity import to_numpy
 from hear_dual.signals import SIGNAL_KINDS
 
 HEAR_MODULES = Path(__file__).resolve().parent / "hear_modules"
@@ -163,9 +164,9 @@ def test_unloadable_modules_and_models_are_reported():
     assert report["problems"][0].startswith("cannot load module B 'no_such_hear_module_xyz': ModuleNotFoundError")
     assert "overall: FAIL (cannot load module B" in format_report(report)
     with pytest.raises(TypeError, match="must be a torch.nn.Module or a tf.Module"):
-        compare.model_kind(object())
+        hear_module.model_kind(object())
     with pytest.raises(AttributeError, match="lacks the HEAR 2021 function"):
-        compare.load_hear_module("toy_constants")
+        hear_module.load_hear_module("toy_constants")
 
 
 def test_a_module_that_crashes_fails_that_input_only(monkeypatch):

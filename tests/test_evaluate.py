@@ -7,14 +7,9 @@ import pytest
 import soundfile as sf
 
 from hear_dual import evaluate
-from hear_dual.evaluate import (
-    PRESETS,
-    generic_task,
-    load_dataset,
-    make_folds,
-    model_ref,
-    resolve_task,
-)
+from hear_dual.evaluation import labelled
+from hear_dual.evaluation.labelled import PRESETS, generic_task, load_dataset, make_folds, resolve_task
+from hear_dual.evaluation.models import model_ref
 
 RATE = 22050          # not the models' rate: every file goes through soxr
 
@@ -100,23 +95,23 @@ def test_stratified_folds_need_enough_files_per_class():
 
 def test_logmel_stats_separates_tones_and_shuffled_labels_do_not(tone_folder, tmp_path):
     kwargs = {"data": str(tone_folder), "cache_dir": tmp_path, "seed": 0}
-    report = evaluate.evaluate(["logmel-stats", "randproj"], ["tones"], **kwargs)
+    report = labelled.evaluate(["logmel-stats", "randproj"], ["tones"], **kwargs)
     results = {m["name"]: m["results"]["tones"] for m in report["models"]}
     assert report["tasks"]["tones"]["n_folds"] == 5 and report["tasks"]["tones"]["n_files"] == 20
     for name in ("logmel-stats", "randproj"):
         assert results[name]["mean"] >= 0.9, results
         assert len(results[name]["fold_accuracies"]) == 5
-    control = evaluate.evaluate(["logmel-stats"], ["tones"], shuffle_labels=True, **kwargs)
+    control = labelled.evaluate(["logmel-stats"], ["tones"], shuffle_labels=True, **kwargs)
     shuffled = control["models"][0]["results"]["tones"]
     assert control["models"][0]["cached"]["tones"]          # same files, same model: straight from the cache
     assert shuffled["mean"] <= 0.75, shuffled
-    text = evaluate.format_table(report)
+    text = labelled.format_table(report)
     assert "logmel-stats" in text and "randproj" in text and " ± " in text
 
 
 def test_second_run_reads_the_cache(tone_folder, tmp_path, monkeypatch):
     calls = []
-    real = evaluate.embed_clips
+    real = labelled.embed_clips
 
     def counting(*args, **kwargs):
         if calls:
@@ -124,16 +119,16 @@ def test_second_run_reads_the_cache(tone_folder, tmp_path, monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "embed_clips", counting)
-    first = evaluate.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path)
+    monkeypatch.setattr(labelled, "embed_clips", counting)
+    first = labelled.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 1
     with np.load(next(tmp_path.glob("*.npz")), allow_pickle=False) as npz:     # no pickled objects
         assert npz["embeddings"].shape == (20, 128)
-    second = evaluate.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path)
+    second = labelled.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path)
     assert second["models"][0]["cached"] == {"tones": True} and first["models"][0]["cached"] == {"tones": False}
     assert second["models"][0]["results"] == first["models"][0]["results"]
     with pytest.raises(AssertionError, match="embedded twice"):
-        evaluate.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path, use_cache=False)
+        labelled.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path, use_cache=False)
 
 
 def test_cli_json_output(tone_folder, tmp_path, capsys):
@@ -164,7 +159,7 @@ def test_randproj_spec_and_checkpoint_in_every_backend():
     import hear_dual.onnx_impl
     import hear_dual.tf_impl
     import hear_dual.torch_impl
-    from hear_dual.compare import to_numpy
+    from hear_dual.parity import to_numpy
     from hear_dual.spec import BUILTIN_VARIANTS, Spec
 
     assert "hear-dual-randproj" in BUILTIN_VARIANTS
@@ -229,23 +224,23 @@ def test_row_space_poses_the_same_l2_problem_for_wide_embeddings():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((80, 20)) @ rng.standard_normal((20, 600))       # 600-d, rank 20, 60 training rows
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
-    probe = evaluate.make_probe("logreg").fit(x[:60], y[:60])
+    probe = labelled.make_probe("logreg").fit(x[:60], y[:60])
     assert probe[1].basis_.shape == (600, 20)                                 # the rank, not 600 columns
     # solved tightly, the rotated and the plain problem have the same optimum (up to the solver's tolerance)
     tight = {"max_iter": 100000, "tol": 1e-12}
-    rotated = make_pipeline(StandardScaler(), evaluate.RowSpace(), LogisticRegression(**tight)).fit(x[:60], y[:60])
+    rotated = make_pipeline(StandardScaler(), labelled.RowSpace(), LogisticRegression(**tight)).fit(x[:60], y[:60])
     plain = make_pipeline(StandardScaler(), LogisticRegression(**tight)).fit(x[:60], y[:60])
     np.testing.assert_allclose(rotated.predict_proba(x[60:]), plain.predict_proba(x[60:]), atol=1e-6)
     np.testing.assert_allclose(probe.predict_proba(x[60:]), plain.predict_proba(x[60:]), atol=1e-2)
-    narrow = evaluate.make_probe("logreg").fit(x[:, :50], y)                  # not wider than the data: identity
+    narrow = labelled.make_probe("logreg").fit(x[:, :50], y)                  # not wider than the data: identity
     assert narrow[1].basis_ is None
 
 
 def test_mlp_probe_option(tone_folder, tmp_path):
-    report = evaluate.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path, probe="mlp")
+    report = labelled.evaluate(["logmel-stats"], ["tones"], data=str(tone_folder), cache_dir=tmp_path, probe="mlp")
     assert report["probe"] == "mlp" and "MLPClassifier(1024" in report["probe_settings"]
     assert report["models"][0]["results"]["tones"]["mean"] >= 0.9
-    mlp = evaluate.make_probe("mlp")[-1]
+    mlp = labelled.make_probe("mlp")[-1]
     assert mlp.hidden_layer_sizes == (1024,) and mlp.early_stopping and mlp.n_iter_no_change == 20
     with pytest.raises(ValueError, match="unknown probe"):
-        evaluate.make_probe("svm")
+        labelled.make_probe("svm")
