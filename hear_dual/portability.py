@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 
-SHIPPED = ("base", "seeded", "compact", "randproj", "crepe-tiny")
+SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tiny")
 BACKENDS = ("torch", "tf", "onnx")
 MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
 PARITY_MARGIN = 2.0           # torch vs TF must stay within tolerance / PARITY_MARGIN in every personality
@@ -363,14 +363,15 @@ def format_doctor(report: dict) -> str:
     lines.append("  capped by environment: " + ", ".join(f"{k}={v}" for k, v in p["env"].items() if v != "(unset)")
                  if any(v != "(unset)" for v in p["env"].values()) else "  nothing capped by environment variables")
     lines.append("")
+    width = max((len(name) for name in report["checkpoints"]), default=0)
     for name, entry in report["checkpoints"].items():
         cases = len({r["case"] for r in entry["rows"]})
         golden = ", ".join(f"{b} {v:.2e}" for b, v in entry["golden"].items() if v is not None)
-        lines.append(f"{name:<9} {cases:>2} cases x {len(entry['golden'])} backends, worst relative to float64: "
+        lines.append(f"{name:<{width}} {cases:>2} cases x {len(entry['golden'])} backends, worst relative to float64: "
                      f"{golden or 'nothing ran'}")
         if "torch_vs_tf" in entry:
             pair = entry["torch_vs_tf"]
-            lines.append(f"{'':<9} torch vs tf: {pair['max_rel_diff']:.2e} over {pair['cases']} comparisons")
+            lines.append(f"{'':<{width}} torch vs tf: {pair['max_rel_diff']:.2e} over {pair['cases']} comparisons")
     if "conv_rounding" in report:
         lines.append("conv1d rounding against float64: " +
                      ", ".join(f"{b} {v:.2e}" for b, v in report["conv_rounding"].items()) +

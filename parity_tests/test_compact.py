@@ -40,6 +40,7 @@ def test_compact_backend_pairs_agree(kind, compact_backends, spec):
 def test_checkpoint_paths():
     assert hear_dual.checkpoints.path() == hear_dual.checkpoints.path("base")
     assert hear_dual.checkpoints.path("compact") == hear_dual.checkpoints.path("hear-dual-compact")
-    assert set(hear_dual.checkpoints.available()) == {"base", "seeded", "compact", "randproj", "crepe-tiny"}
+    assert set(hear_dual.checkpoints.available()) == {"base", "seeded", "compact", "compact-seeded", "randproj",
+                                                         "crepe-tiny"}
     with pytest.raises(ValueError, match="compact"):
         hear_dual.checkpoints.path("large")

@@ -42,7 +42,7 @@ def gate(ref, other, spec):
 
 @pytest.mark.parametrize("kind", ["white_noise", "chirp", "tone_mix", "sine_near_nyquist", "impulse_train", "silence",
                                   "speech"])
-def test_every_backend_matches_torchcrepe_embed(kind, torchcrepe, tiny_backends):
+def test_every_backend_matches_torchcrepe_embed(kind, tiny_backends):
     audio = input_batch(kind, 2, 12345, SR, seed=4)
     if audio is None:
         pytest.skip("FSDD not found at ../shared/data/fsdd (set HEAR_DUAL_FSDD)")
@@ -69,7 +69,7 @@ def test_fsdd_recordings_match_torchcrepe_embeddings(tiny_backends):
             assert result.passed, (name, result)
 
 
-def test_near_constant_frames_torchcrepe_is_the_inexact_side(torchcrepe, tiny_backends):
+def test_near_constant_frames_torchcrepe_is_the_inexact_side(tiny_backends):
     """torchcrepe centres and scales each frame in float32: on near-constant frames that cancellation error is
     far outside the gate (measured 1.7e-3 to 6e-2), while every backend here stays within it of float64."""
     import hear_dual.reference as reference

@@ -24,7 +24,7 @@ def test_doctor_passes_and_reports_the_platform(tmp_path):
     out = run.stdout
     for fact in ("numpy", "dispatch", "torch", "tensorflow", "onnxruntime", "threads"):
         assert fact in out
-    for name in ("base", "seeded", "compact", "randproj"):
+    for name in ("base", "seeded", "compact", "compact-seeded", "randproj"):
         assert f"\n{name} " in out
     assert "torch vs tf" in out and "conv1d rounding" in out and out.rstrip().splitlines()[-1].startswith("PASS")
 

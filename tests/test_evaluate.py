@@ -148,6 +148,7 @@ def test_references_resolve_to_shipped_checkpoints():
     import hear_dual.checkpoints
 
     assert model_ref("seeded-random").weights == hear_dual.checkpoints.path("seeded")
+    assert model_ref("seeded-compact").weights == hear_dual.checkpoints.path("compact-seeded")
     assert model_ref("randproj").weights == hear_dual.checkpoints.path("randproj")
     assert model_ref("logmel-stats").module == "hear_dual.baselines"
     with pytest.raises(ValueError, match="fixed weights"):
@@ -244,3 +245,20 @@ def test_mlp_probe_option(tone_folder, tmp_path):
     assert mlp.hidden_layer_sizes == (1024,) and mlp.early_stopping and mlp.n_iter_no_change == 20
     with pytest.raises(ValueError, match="unknown probe"):
         labelled.make_probe("svm")
+
+
+def test_cache_keys_on_the_checkpoint_content_not_its_name(tmp_path):
+    """A short name names whatever file ships today: keyed by name, a retrained checkpoint would be scored with
+    the embeddings of the previous one (it happened once, with "compact")."""
+    import shutil
+
+    from hear_dual.checkpoint import read_checkpoint
+    from hear_dual.evaluation.models import load
+
+    by_name = load(model_ref("hear_dual.torch_impl", "compact"))
+    assert by_name.weights_id == read_checkpoint("compact").sha256
+    copy = tmp_path / "renamed.onnx"
+    shutil.copy(read_checkpoint("compact").path, copy)
+    assert load(model_ref("hear_dual.torch_impl", str(copy))).weights_id == by_name.weights_id
+    seeded = load(model_ref("seeded-compact")).weights_id
+    assert seeded == read_checkpoint("compact-seeded").sha256 != by_name.weights_id

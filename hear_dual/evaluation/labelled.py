@@ -41,6 +41,7 @@ the numbers are reproducible on one machine.
 References, evaluated in the same run with the same files, folds and probe (--reference, repeatable):
 
     seeded-random  hear_dual.torch_impl with the shipped hear-dual-base-seeded checkpoint (untrained weights)
+    seeded-compact hear_dual.torch_impl with the shipped hear-dual-compact-seeded checkpoint (untrained weights)
     logmel-stats   hear_dual.baselines: mean and std over time of the hear-dual-base log-mel, no learning
     randproj       hear_dual.torch_impl with the shipped hear-dual-randproj checkpoint: a random linear
                    projection of log-mel frames to 4096 dims, mean over time (after hearbaseline.naive)

@@ -14,6 +14,8 @@ from hear_dual import hear_module
 REFERENCES = {
     "seeded-random": ("hear_dual.torch_impl", "seeded",
                       "hear_dual.torch_impl, hear-dual-base-seeded checkpoint (seeded, untrained)"),
+    "seeded-compact": ("hear_dual.torch_impl", "compact-seeded",
+                       "hear_dual.torch_impl, hear-dual-compact-seeded checkpoint (seeded, untrained)"),
     "logmel-stats": ("hear_dual.baselines", "",
                      "hear_dual.baselines: mean and std over time of the log-mel frontend, no learning"),
     "randproj": ("hear_dual.torch_impl", "randproj",
@@ -32,7 +34,7 @@ class ModelRef:
 
 
 def model_ref(name: str, weights: str = "") -> ModelRef:
-    """A reference name ('seeded-random', 'logmel-stats', 'randproj') or a module import name."""
+    """A reference name (a key of REFERENCES, e.g. 'logmel-stats') or a module import name."""
     if name in REFERENCES:
         if weights:
             raise ValueError(f"{name} is a reference with fixed weights; --weights does not apply")
@@ -79,12 +81,16 @@ def load(ref: ModelRef) -> Loaded:
     rate = getattr(loaded.model, "sample_rate", None)
     if not isinstance(rate, (int, np.integer)) or isinstance(rate, bool) or rate <= 0:
         raise ValueError(f"model of {ref.module} has no positive integer sample_rate (got {rate!r})")
-    if ref.weights and os.path.isfile(ref.weights):
+    # The content, never a name: a short name such as "compact" names whatever file ships today.
+    sha256 = getattr(loaded.model, "checkpoint_sha256", None)
+    if sha256:
+        weights_id = str(sha256)
+    elif ref.weights and os.path.isfile(ref.weights):
         weights_id = _file_sha256(ref.weights)
     elif ref.weights:
         weights_id = f"weights:{ref.weights}"
     else:
-        weights_id = str(getattr(loaded.model, "checkpoint_sha256", None) or "default")
+        weights_id = "default"
     return Loaded(ref, loaded, weights_id, int(rate), load_seconds=time.perf_counter() - start)
 
 

@@ -1,0 +1,77 @@
+"""The training recipe's contracts with the model it trains (training/train.py; no espeak-ng or training run here).
+
+The recipe claims that the scene embedding its heads see is the one get_scene_embeddings returns, that the
+distillation teacher sees the student's frames, and the shipped compact checkpoint says where it came from.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hear_dual.audio import num_timestamps, padded_input_length
+from hear_dual.checkpoint import checkpoint_path, read_checkpoint
+from hear_dual.signals import signal_batch
+
+train = pytest.importorskip("training.train", reason="run from the repository root (training/ is not installed)")
+
+
+def test_training_scene_is_the_api_scene():
+    """encode_frames + pool on the recipe's padded 1 s clip == get_scene_embeddings of that clip."""
+    from hear_dual.torch_impl import get_scene_embeddings, load_model
+
+    model = load_model("compact")
+    spec = model.spec
+    n = spec.sample_rate
+    audio = signal_batch("chirp", 3, n, spec.sample_rate).astype(np.float32)
+    pad = (spec.pad_left, padded_input_length(spec, num_timestamps(spec, n)) - spec.pad_left - n)
+    with torch.no_grad():
+        frames = train.encode_frames(model, model.frontend(F.pad(torch.from_numpy(audio), pad)))
+        scene = train.pool(frames)
+    assert frames.shape == (3, spec.timestamp_embedding_size, num_timestamps(spec, n))
+    np.testing.assert_allclose(scene.numpy(), get_scene_embeddings(audio, model).numpy(), rtol=0, atol=1e-5)
+
+
+def test_teacher_must_share_the_students_frames():
+    from hear_dual.spec import Spec
+
+    with pytest.raises(ValueError, match="frontend"):
+        train.Teacher("crepe-tiny", Spec.builtin("hear-dual-compact"), [])
+
+
+def test_teacher_targets_are_standardised():
+    from hear_dual.spec import Spec
+
+    spec = Spec.builtin("hear-dual-compact")
+    logmel = torch.randn(6, 64, 171, generator=torch.Generator().manual_seed(0)) - 4.0
+    teacher = train.Teacher("base", spec, [logmel])
+    frames, scene = teacher.targets(logmel)
+    assert frames.shape == (6, 512, 26) and scene.shape == (6, 1024)        # (171 - 71) // 4 + 1 timestamps
+    np.testing.assert_allclose(frames.double().mean(dim=(0, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(frames.double().std(dim=(0, 2)), 1, atol=1e-3)
+    heads = train.DistillHeads(spec, teacher)
+    losses = heads.losses(torch.zeros(6, 32, 26), torch.zeros(6, 64), (frames, scene))
+    assert set(losses) == {"distill_frames", "distill_scene"} and all(v.ndim == 0 for v in losses.values())
+
+
+def test_shipped_compact_was_distilled_from_the_shipped_base():
+    """Its provenance names the teacher by the sha256 of the base checkpoint that ships beside it."""
+    provenance = read_checkpoint(checkpoint_path("hear-dual-compact")).provenance
+    with open(checkpoint_path("hear-dual-base"), "rb") as f:
+        base_sha256 = hashlib.sha256(f.read()).hexdigest()
+    assert provenance["teacher"] == "hear-dual-base" and provenance["teacher_sha256"] == base_sha256
+    assert provenance["license"] == "CC-BY-4.0" and provenance["spec"] == "hear-dual-compact"
+    assert provenance["steps"] > 0
+
+
+def test_info_prints_the_provenance():
+    run = subprocess.run([sys.executable, "-m", "hear_dual.cli", "info", "--weights", "compact", "--json"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    info = json.loads(run.stdout)
+    assert info["name"] == "hear-dual-compact" and info["provenance.teacher"] == "hear-dual-base"
