@@ -21,7 +21,8 @@ META_FORMAT = "hear_dual.format"
 META_SPEC = "hear_dual.spec"
 META_SPEC_VERSION = "hear_dual.spec_version"
 META_SPEC_SHA256 = "hear_dual.spec_sha256"
-# Optional: where converted weights came from (JSON: source, version, file, sha256, licence, dropped tensors).
+# Optional: where the weights came from (JSON). Converted: source, version, file, sha256, licence, dropped
+# tensors; trained: recipe, seed, steps, data, teacher and its sha256, licence.
 META_PROVENANCE = "hear_dual.provenance"
 GRAPH_INPUT = "audio"
 GRAPH_OUTPUT = "timestamp_embeddings"
@@ -44,7 +45,7 @@ class Checkpoint:
     constants: dict[str, np.ndarray]   # the file's frontend.dft and frontend.mel: what every backend multiplies by
     model_bytes: bytes                 # the ONNX graph, for onnxruntime
     sha256: str
-    provenance: dict | None = None     # for converted weights: their source file, its hash and licence
+    provenance: dict | None = None     # where converted or trained weights came from (META_PROVENANCE)
 
 
 def checkpoint_path(variant: str = DEFAULT_VARIANT) -> str:

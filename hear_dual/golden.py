@@ -44,12 +44,12 @@ CASES = {
 } | {f"fsdd-{clip}": (clip, None) for clip in FSDD_CLIPS}
 
 # The untrained and the 4096-wide checkpoints would make the file large for little: they get a subset.
+SEEDED_CASES = ("silence-400", "pink_noise-400", "near_silence-1s", "chirp-2.74s", "dc_offset-0.5s", "fsdd-0_jackson_0")
 CHECKPOINT_CASES = {
     "base": tuple(CASES),
-    "seeded": ("silence-400", "pink_noise-400", "near_silence-1s", "chirp-2.74s", "dc_offset-0.5s", "fsdd-0_jackson_0"),
+    "seeded": SEEDED_CASES,
     "compact": tuple(CASES),
-    "compact-seeded": ("silence-400", "pink_noise-400", "near_silence-1s", "chirp-2.74s", "dc_offset-0.5s",
-                       "fsdd-0_jackson_0"),
+    "compact-seeded": SEEDED_CASES,
     "randproj": ("silence-400", "pink_noise-400", "tone_mix-0.99s", "dc_offset-0.5s", "fsdd-0_jackson_0"),
     # A frame per 50 ms, each 1024 samples through five convolutions: 8x base's FLOPs, so a subset that still
     # holds the shortest input, near-silence, a DC offset (the per-frame normalisation's hard case) and speech.

@@ -266,15 +266,17 @@ class Teacher:
 class DistillHeads(nn.Module):
     """Linear maps from the student's timestamp embeddings (per frame) and standardised scene embedding to the
     teacher's standardised ones. Linear on purpose: what the student keeps must be linearly decodable, which is
-    what the HEAR probes use. Training-only, like Heads; not part of the model."""
+    what the HEAR probes use. Training-only, like Heads; not part of the model (the teacher is a plain
+    attribute, so its weights stay out of this module's parameters and state)."""
 
     def __init__(self, student: Spec, teacher: Teacher):
         super().__init__()
+        self.teacher = teacher
         self.frames = nn.Linear(student.timestamp_embedding_size, teacher.frame_size)
         self.scene = nn.Linear(student.scene_embedding_size, teacher.scene_size)
 
-    def losses(self, frames: torch.Tensor, standardised_scene: torch.Tensor, target: tuple) -> dict:
-        target_frames, target_scene = target
+    def losses(self, frames: torch.Tensor, standardised_scene: torch.Tensor, logmel: torch.Tensor) -> dict:
+        target_frames, target_scene = self.teacher.targets(logmel)
         predicted = self.frames(frames.transpose(1, 2)).transpose(1, 2)
         return {"distill_frames": F.mse_loss(predicted, target_frames),
                 "distill_scene": F.mse_loss(self.scene(standardised_scene), target_scene)}
@@ -397,10 +399,12 @@ class InputStatsHead(nn.Module):
 
     def __init__(self, scene_size: int, stats: InputStats):
         super().__init__()
+        self.stats = stats
         self.linear = nn.Linear(scene_size, stats.size)
 
-    def losses(self, standardised_scene: torch.Tensor, target: torch.Tensor) -> dict:
-        return {"input_stats": F.mse_loss(self.linear(standardised_scene), target)}
+    def losses(self, frames: torch.Tensor, standardised_scene: torch.Tensor, logmel: torch.Tensor) -> dict:
+        """The same signature as DistillHeads.losses, so the training loop treats every extra head alike."""
+        return {"input_stats": F.mse_loss(self.linear(standardised_scene), self.stats.targets(logmel))}
 
 
 def provenance(spec: Spec, seed: int, steps_done: int, teacher: Teacher | None, input_stats: bool = False,
@@ -505,7 +509,7 @@ def main(argv=None) -> None:
     n_val = max(64, len(cache) // 25)
     val_utts, train_utts = np.sort(order[:n_val]), np.sort(order[n_val:])
     heads = Heads(spec.scene_embedding_size, cache)
-    teacher = distill = input_stats = input_stats_head = None
+    teacher, extra_heads = None, []       # training-only heads beyond Heads' own, each with .losses(...)
     if args.teacher or args.input_stats:
         # Batches of a stream training never draws, to fix the targets' standardisation before training.
         fit = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts,
@@ -513,12 +517,14 @@ def main(argv=None) -> None:
         fit = [fit[i]["logmel"] for i in range(8)]
     if args.teacher:
         teacher = Teacher(args.teacher, spec, fit)
-        distill = DistillHeads(spec, teacher)
-        heads.add_module("distill", distill)       # trained, saved and logged with the other heads
+        extra_heads.append(DistillHeads(spec, teacher))
+        heads.add_module("distill", extra_heads[-1])       # trained, saved and logged with the other heads
     if args.input_stats:
         input_stats = InputStats(spec, int(round(args.clip_seconds * spec.sample_rate)), fit)
-        input_stats_head = InputStatsHead(spec.scene_embedding_size, input_stats)
-        heads.add_module("input_stats", input_stats_head)
+        extra_heads.append(InputStatsHead(spec.scene_embedding_size, input_stats))
+        heads.add_module("input_stats", extra_heads[-1])
+    if args.init:
+        heads.load_state_dict(torch.load(f"{args.init}-heads.pt", weights_only=True)["heads"])
 
     encoder_params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in list(encoder_params) + list(heads.parameters()) if p.ndim > 1]
@@ -531,8 +537,6 @@ def main(argv=None) -> None:
     loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=args.workers,
                                          prefetch_factor=4 if args.workers else None,
                                          persistent_workers=False)
-    if args.init:
-        heads.load_state_dict(torch.load(f"{args.init}-heads.pt", weights_only=True)["heads"])
     extra = (DISTILL_WEIGHTS if args.teacher else {}) | (INPUT_STATS_WEIGHTS if args.input_stats else {})
     if extra and args.weights == parser.get_default("weights"):
         args.weights += "," + ",".join(f"{k}={v}" for k, v in extra.items())
@@ -568,10 +572,8 @@ def main(argv=None) -> None:
         frames = encode_frames(model, batch["logmel"])
         out = heads(pool(frames))
         losses, stats = compute_losses(out, batch, args.temperature)
-        if teacher:
-            losses |= distill.losses(frames, out["standardised"], teacher.targets(batch["logmel"]))
-        if input_stats:
-            losses |= input_stats_head.losses(out["standardised"], input_stats.targets(batch["logmel"]))
+        for head in extra_heads:
+            losses |= head.losses(frames, out["standardised"], batch["logmel"])
         losses["quiet_gain"] = quiet_gain(model, batch)
         total = sum(weights[k] * losses[k] for k in weights)
         optimiser.zero_grad(set_to_none=True)
@@ -620,12 +622,8 @@ def main(argv=None) -> None:
             out = heads(pool(frames))
             _, stats = compute_losses(out, val[i], args.temperature)
             stats["quiet_gain"] = quiet_gain(model, val[i]).item()
-            if teacher:
-                target = teacher.targets(val[i]["logmel"])
-                stats |= {k: v.item() for k, v in distill.losses(frames, out["standardised"], target).items()}
-            if input_stats:
-                target = input_stats.targets(val[i]["logmel"])
-                stats |= {k: v.item() for k, v in input_stats_head.losses(out["standardised"], target).items()}
+            for head in extra_heads:
+                stats |= {k: v.item() for k, v in head.losses(frames, out["standardised"], val[i]["logmel"]).items()}
             for k, v in stats.items():
                 if k != "acc_source" and k != "acc_note_pitch":
                     heldout.setdefault(k, []).append(v)
