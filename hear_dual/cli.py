@@ -21,7 +21,8 @@ def cmd_info(args) -> int:
     else:
         width = max(len(k) for k in info)
         for key, value in info.items():
-            print(f"{key:<{width}}  {value}")
+            # nested facts (a second stage's init file, changed loss weights) print as JSON, as --json has them
+            print(f"{key:<{width}}  {json.dumps(value) if isinstance(value, (dict, list)) else value}")
     return 0
 
 

@@ -16,7 +16,7 @@ from hear_dual.checkpoint import (
 )
 from hear_dual.spec import Spec
 
-# Gain near silence (see silence_gain): seeded weights 0.2, the trained default 1.1-1.2; trained without the
+# Gain near silence (see silence_gain): seeded weights 0.2, trained base 1.1-1.2, trained compact 0.28; without the
 # quiet-gain penalty 40 to 2800 (training/README.md), which is what broke parity on near-silent input.
 GAIN_BOUND = 10.0
 

@@ -69,6 +69,23 @@ def test_shipped_compact_was_distilled_from_the_shipped_base():
     assert provenance["steps"] > 0
 
 
+def test_changed_loss_weights_are_named_in_the_provenance():
+    from hear_dual.spec import Spec
+
+    defaults = train.DEFAULT_WEIGHTS | train.INPUT_STATS_WEIGHTS
+    weights, changed = train.parse_weights("contrastive=0.25,input_stats=2", defaults)
+    assert weights == defaults | {"contrastive": 0.25} and changed == {"contrastive": 0.25}
+    assert train.parse_weights("", defaults) == (defaults, {})
+    full = ",".join(f"{k}={v}" for k, v in (defaults | {"speaker": 1.0}).items())      # every name, as run 3's log
+    assert train.parse_weights(full, defaults)[1] == {"speaker": 1.0}
+    for bad in ("distill_frames=2", "contrastive", "contrastive="):                   # not a head in use; no value
+        with pytest.raises(SystemExit, match="input_stats"):
+            train.parse_weights(bad, defaults)
+    spec = Spec.builtin("hear-dual-compact")
+    assert "loss_weights" not in train.provenance(spec, 0, 10, None)
+    assert train.provenance(spec, 0, 10, None, loss_weights=changed)["loss_weights"] == {"contrastive": 0.25}
+
+
 def test_info_prints_the_provenance():
     run = subprocess.run([sys.executable, "-m", "hear_dual.cli", "info", "--weights", "compact", "--json"],
                          capture_output=True, text=True)

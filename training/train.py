@@ -3,8 +3,9 @@
     python -m training.synth --cache /work/trained/espeak-cache --seed 0                   # once, ~4 min
     python -m training.train --seed 0 --steps 5000 --minutes 45 \
         --cache /work/trained/espeak-cache --out-dir /work/trained                          # hear-dual-base
-    python -m training.train --spec hear-dual-compact --teacher base --seed 0 --steps 5000 --minutes 50 \
-        --cache /work/trained/espeak-cache --out-dir /work/trained                          # hear-dual-compact
+    python -m training.train --spec hear-dual-compact --teacher base --input-stats --seed 0 --steps 5000 \
+        --minutes 50 --cache /work/trained/espeak-cache --out-dir /work/trained \
+        --weights input_stats=8,contrastive=0.25,speaker=1,quiet_gain=0.01                # hear-dual-compact
 
 With --teacher, the student also learns to predict the teacher's standardised timestamp embeddings (a linear
 map of each of its own frames) and scene embeddings (a linear map of its standardised scene): distillation,
@@ -408,7 +409,7 @@ class InputStatsHead(nn.Module):
 
 
 def provenance(spec: Spec, seed: int, steps_done: int, teacher: Teacher | None, input_stats: bool = False,
-               init: str | None = None) -> dict:
+               init: str | None = None, loss_weights: dict | None = None) -> dict:
     """What the checkpoint says about where its weights came from (its hear_dual.provenance metadata)."""
     if init:      # a second stage: name the parameters it started from by their hash
         with open(f"{init}.npz", "rb") as f:
@@ -419,6 +420,7 @@ def provenance(spec: Spec, seed: int, steps_done: int, teacher: Teacher | None, 
             **({"teacher": teacher.name, "teacher_sha256": teacher.sha256} if teacher else {}),
             **({"input_stats_head": True} if input_stats else {}),
             **({"initialised_from": init} if init else {}),
+            **({"loss_weights": loss_weights} if loss_weights else {}),
             "license": spec.raw["license"]["weights"]}
 
 
@@ -429,6 +431,20 @@ DEFAULT_WEIGHTS = {"source": 0.5, "note_pitch": 0.5, "word": 1.0, "speaker": 0.5
 DISTILL_WEIGHTS = {"distill_frames": 2.0, "distill_scene": 2.0}
 # Added with --input-stats: the scene embedding regresses the clip's own log-mel statistics (InputStats).
 INPUT_STATS_WEIGHTS = {"input_stats": 2.0}
+
+
+def parse_weights(text: str, defaults: dict) -> tuple[dict, dict]:
+    """--weights "name=value,..." -> (every loss weight, the ones that differ from `defaults`, the recipe's
+    weights for the heads in use). Names not given keep their default; a name no head in use has is refused.
+    The changed ones are named in the checkpoint's provenance."""
+    given = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in defaults or not value:
+            raise SystemExit(f"--weights: expected name=value with a name from {sorted(defaults)}, got {item!r}")
+        given[name] = float(value)
+    weights = defaults | given
+    return weights, {k: v for k, v in weights.items() if v != defaults[k]}
 
 
 # --- main ---------------------------------------------------------------------------------------------------
@@ -457,8 +473,9 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=150)
     parser.add_argument("--bn-momentum", type=float, default=0.05)
     parser.add_argument("--temperature", type=float, default=0.2)
-    parser.add_argument("--weights", default=",".join(f"{k}={v}" for k, v in DEFAULT_WEIGHTS.items()),
-                        help="loss weights, name=value,...")
+    parser.add_argument("--weights", default="",
+                        help="loss weights to change, name=value,... (the rest keep DEFAULT_WEIGHTS and the added "
+                             "heads' weights)")
     parser.add_argument("--recalibration-batches", type=int, default=0,
                         help="re-estimate batch-norm statistics on this many fresh batches (0: keep the running ones)")
     parser.add_argument("--threads", type=int, default=2)
@@ -538,12 +555,7 @@ def main(argv=None) -> None:
                                          prefetch_factor=4 if args.workers else None,
                                          persistent_workers=False)
     extra = (DISTILL_WEIGHTS if args.teacher else {}) | (INPUT_STATS_WEIGHTS if args.input_stats else {})
-    if extra and args.weights == parser.get_default("weights"):
-        args.weights += "," + ",".join(f"{k}={v}" for k, v in extra.items())
-    weights = {k: float(v) for k, v in (item.split("=") for item in args.weights.split(","))}
-    expected = DEFAULT_WEIGHTS | extra
-    if set(weights) != set(expected):
-        raise SystemExit(f"--weights needs exactly {sorted(expected)}")
+    weights, changed_weights = parse_weights(args.weights, DEFAULT_WEIGHTS | extra)
     log({"event": "start", "args": vars(args), "torch": torch.__version__, "python": sys.version.split()[0],
          "machine": platform.machine(), "cpus": os.cpu_count(), "n_train_utterances": len(train_utts),
          "n_val_utterances": len(val_utts), "n_words": cache.n_words, "n_speakers": cache.n_speakers,
@@ -649,7 +661,7 @@ def main(argv=None) -> None:
     if not args.no_export:
         onnx_path = os.path.join(args.out_dir, f"{args.name}.onnx")
         write_checkpoint(spec, params, onnx_path, provenance(spec, args.seed, steps_done, teacher,
-                                                                   args.input_stats, args.init))
+                                                                   args.input_stats, args.init, changed_weights))
         from hear_dual.torch_impl import get_scene_embeddings, load_model
         loaded = load_model(onnx_path)
         probe = synth.augment(synth.synthetic_clip(16000, np.random.default_rng(5))[0], np.random.default_rng(6))
