@@ -262,3 +262,17 @@ def test_cache_keys_on_the_checkpoint_content_not_its_name(tmp_path):
     assert load(model_ref("hear_dual.torch_impl", str(copy))).weights_id == by_name.weights_id
     seeded = load(model_ref("seeded-compact")).weights_id
     assert seeded == read_checkpoint("compact-seeded").sha256 != by_name.weights_id
+
+
+def test_bottleneck_keeps_only_the_top_principal_components():
+    """The label lives in the lowest-variance direction after standardising (one informative dimension against
+    three correlated ones): kept with no bottleneck or k=4, lost with k=1."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 100)
+    shared = rng.standard_normal(200)
+    x = np.column_stack([shared + 0.01 * rng.standard_normal(200) for _ in range(3)]
+                        + [labels + 0.1 * rng.standard_normal(200)])
+    folds = labelled.make_folds(labelled.generic_task("t", folds=5), labels.astype(str))
+    assert labelled.cross_validate(x, labels, folds)["mean"] > 0.95
+    assert labelled.cross_validate(x, labels, folds, bottleneck=4)["mean"] > 0.95
+    assert labelled.cross_validate(x, labels, folds, bottleneck=1)["mean"] < 0.7

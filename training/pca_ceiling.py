@@ -20,22 +20,8 @@ from hear_dual.evaluation.models import load, model_ref
 
 
 def pca_scores(embeddings: np.ndarray, labels, folds, ks, seed: int = 0) -> dict:
-    """{k: mean fold accuracy of the logreg probe on the top-k principal components} (k=None: no PCA)."""
-    from sklearn.decomposition import PCA
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    scores = {}
-    for k in ks:
-        accuracies = []
-        for train, test in folds:
-            probe = [step for _, step in labelled.make_probe("logreg", seed).steps]
-            if k is not None:        # standardise, project, then the probe as evaluate runs it
-                probe = [StandardScaler(), PCA(k, random_state=seed)] + probe
-            model = make_pipeline(*probe).fit(embeddings[train], labels[train])
-            accuracies.append(float(np.mean(model.predict(embeddings[test]) == labels[test])))
-        scores[k] = float(np.mean(accuracies))
-    return scores
+    """{k: mean fold accuracy of evaluate's logreg probe on the top-k principal components} (k=None: no PCA)."""
+    return {k: labelled.cross_validate(embeddings, labels, folds, "logreg", seed, bottleneck=k)["mean"] for k in ks}
 
 
 def main(argv=None) -> None:

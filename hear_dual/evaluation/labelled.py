@@ -306,8 +306,12 @@ PROBE_DESCRIPTIONS = {
 }
 
 
-def cross_validate(embeddings, labels, folds, probe: str = "logreg", seed: int = 0) -> dict:
-    """Fit a fresh probe on each fold's training part; accuracy on its test part. Python types only."""
+def cross_validate(embeddings, labels, folds, probe: str = "logreg", seed: int = 0,
+                   bottleneck: int | None = None) -> dict:
+    """Fit a fresh probe on each fold's training part; accuracy on its test part. Python types only.
+
+    bottleneck=k first standardises and projects onto the top k principal components of the fold's training
+    part (a diagnostic of how much k dimensions keep: training/pca_ceiling.py); evaluate never sets it."""
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
@@ -319,6 +323,13 @@ def cross_validate(embeddings, labels, folds, probe: str = "logreg", seed: int =
     with threadpool_limits(limits=1 if probe == "logreg" else None, user_api="blas"):
         for train, test in folds:
             model = make_probe(probe, seed)
+            if bottleneck is not None:
+                from sklearn.decomposition import PCA
+                from sklearn.pipeline import make_pipeline
+                from sklearn.preprocessing import StandardScaler
+
+                model = make_pipeline(StandardScaler(), PCA(bottleneck, random_state=seed),
+                                      *(step for _, step in model.steps))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
                 model.fit(x[train], labels[train])
