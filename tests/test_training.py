@@ -59,6 +59,44 @@ def test_teacher_targets_are_standardised():
     assert set(losses) == {"distill_frames", "distill_scene"} and all(v.ndim == 0 for v in losses.values())
 
 
+def test_frame_spectrum_targets_sit_on_their_timestamps():
+    """Each target averages the log-mel frames around its own timestamp: on a log-mel whose bands all hold the
+    clip sample their frame is centred on, every target is its timestamp (timestamps_ms, in samples)."""
+    from hear_dual.audio import timestamps_ms
+    from hear_dual.spec import Spec
+
+    spec = Spec.builtin("hear-dual-compact")
+    n, hop, win = spec.sample_rate, spec.frontend["hop_length"], spec.frontend["win_length"]
+    n_frames = (padded_input_length(spec, num_timestamps(spec, n)) - win) // hop + 1
+    centres = np.arange(n_frames) * hop + win // 2 - spec.pad_left          # frame j's centre, in clip samples
+    fit = torch.randn(4, 64, n_frames, generator=torch.Generator().manual_seed(0))
+    spectrum = train.FrameSpectrum(spec, n, [fit], 8)
+    logmel = torch.from_numpy(np.broadcast_to(centres.astype(np.float32), (2, 64, n_frames)).copy())
+    got = spectrum.centre_frames(logmel)[:, :, :num_timestamps(spec, n)]
+    want = timestamps_ms(spec, n).astype(np.float64) * spec.sample_rate / 1000
+    np.testing.assert_array_equal(got.numpy(), np.broadcast_to(want, got.shape))
+
+
+def test_frame_spectrum_targets_are_standardised_principal_components():
+    from hear_dual.spec import Spec
+
+    spec = Spec.builtin("hear-dual-compact")
+    t = num_timestamps(spec, spec.sample_rate)
+    generator = torch.Generator().manual_seed(1)
+    mixing = torch.randn(64, 64, generator=generator) * torch.linspace(2.0, 0.1, 64)    # distinct variances
+    logmel = torch.einsum("mn,bnf->bmf", mixing, torch.randn(40, 64, 171, generator=generator)) - 4.0
+    spectrum = train.FrameSpectrum(spec, spec.sample_rate, [logmel], 8)
+    targets = spectrum.targets(logmel, t).double()
+    assert targets.shape == (40, 8, t)
+    flat = targets.transpose(1, 2).reshape(-1, 8)
+    np.testing.assert_allclose(torch.cov(flat.T).numpy(), np.eye(8), atol=1e-4)      # unit variance, uncorrelated
+    head = train.FrameSpectrumHead(spectrum)
+    frames = torch.cat([torch.randn(40, 24, t, generator=generator), targets.float()], dim=1)
+    assert head.losses(frames, None, logmel)["frame_spectrum"].item() < 1e-10      # the last 8 dimensions, as is
+    with pytest.raises(ValueError, match="0 < k <= 32"):
+        train.FrameSpectrum(spec, spec.sample_rate, [logmel], 33)
+
+
 def test_shipped_compact_was_distilled_from_the_shipped_base():
     """Its provenance names the teacher by the sha256 of the base checkpoint that ships beside it."""
     provenance = read_checkpoint(checkpoint_path("hear-dual-compact")).provenance

@@ -10,6 +10,9 @@
 With --teacher, the student also learns to predict the teacher's standardised timestamp embeddings (a linear
 map of each of its own frames) and scene embeddings (a linear map of its standardised scene): distillation,
 on the same training audio, weights DISTILL_WEIGHTS. The heads below stay; the teacher is never trained.
+With --input-stats the scene also regresses the clip's own log-mel statistics (InputStats); with
+--frame-spectrum K the last K timestamp dimensions regress their own frame's top K spectral components
+(FrameSpectrum; tried, not in the shipped recipe, see training/README.md).
 
 The model is a shipped architecture (hear_dual.torch_impl.model.HearDualModel on a built-in spec, --spec),
 initialised like the shipped seeded weights (seeded_parameters(spec, seed) with calibrated
@@ -408,8 +411,85 @@ class InputStatsHead(nn.Module):
         return {"input_stats": F.mse_loss(self.linear(standardised_scene), self.stats.targets(logmel))}
 
 
+class FrameSpectrum:
+    """The top principal components of each timestamp's own log-mel frame, standardised: a target that the
+    last k dimensions of the timestamp embedding carry, one component per dimension (FrameSpectrumHead).
+
+    Why: the scene embedding is mean and max over time of the timestamp embeddings, and mean and max commute
+    with a per-dimension map but not with a mixing one. A linear decoder of the frames (as distillation uses)
+    only makes the scene's mean half carry the spectrum; k dimensions that *are* the frame's spectral components
+    give the scene their mean and their maximum over the clip, the long-term spectrum and its spread that the
+    logmel-stats reference embeds. Measured before training (python -m training.spectrum_ceiling, FSDD speakers):
+    8 exact components in place of 8 of compact run 3's 32 dimensions score 0.990, against run 3's 0.980 and
+    logmel-stats' 0.988. Trained, the dimensions matched their targets only loosely and gained about half of
+    that (runs 5, 6 and 3 + spectrum in training/README.md); not in the shipped recipe.
+
+    The basis is fitted once, in float64, on batches of a stream training never draws: per-band standardised
+    frames, their top k right singular vectors, each component scaled to unit variance. The target of output
+    frame t is the log-mel averaged over the output hop centred on its timestamp (frames offset + stride * t
+    +- stride / 2, the two end ones at half weight): a single 10 ms frame every 40 ms made the max pool noisier
+    (0.988 instead of 0.990, in an exploratory measurement while designing it).
+    """
+
+    def __init__(self, spec: Spec, n_samples: int, batches: list[torch.Tensor], k: int):
+        hop = spec.frontend["hop_length"]
+        self.offset, rest = divmod(spec.pad_left - spec.frontend["win_length"] // 2, hop)
+        self.stride, rest_stride = divmod(spec.hop_samples, hop)
+        if rest or rest_stride or self.stride % 2 or self.offset < self.stride // 2 \
+                or not 0 < k <= spec.timestamp_embedding_size:
+            raise ValueError(f"--frame-spectrum needs 0 < k <= {spec.timestamp_embedding_size} and timestamps on "
+                             f"log-mel frame centres; got k={k}, pad_left={spec.pad_left}, hop={spec.hop_samples}")
+        self.k, n_out = k, num_timestamps(spec, n_samples)
+        x = torch.cat([self.centre_frames(b)[:, :, :n_out] for b in batches])
+        x = x.transpose(1, 2).reshape(-1, spec.frontend["n_mels"])
+        self.mean, self.std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
+        _, singular, vt = torch.linalg.svd((x - self.mean) / self.std, full_matrices=False)
+        self.basis = vt[:k] / (singular[:k, None] / math.sqrt(x.shape[0] - 1))    # unit variance per component
+
+    def centre_frames(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) -> (B, n_mels, T) float64: the log-mel averaged over each timestamp's hop."""
+        half = self.stride // 2
+        weights = [0.5] + [1.0] * (self.stride - 1) + [0.5]
+        shifted = [logmel[:, :, self.offset + i - half::self.stride].double() for i in range(self.stride + 1)]
+        n = min(s.shape[2] for s in shifted)
+        return sum(w * s[:, :, :n] for w, s in zip(weights, shifted)) / self.stride
+
+    def targets(self, logmel: torch.Tensor, n_out: int) -> torch.Tensor:
+        """(B, k, T): component i of each timestamp's frame."""
+        x = self.centre_frames(logmel)[:, :, :n_out]
+        return torch.einsum("km,bmt->bkt", self.basis, (x - self.mean[:, None]) / self.std[:, None]).float()
+
+
+class FrameSpectrumHead(nn.Module):
+    """No parameters: the last k timestamp dimensions themselves regress the FrameSpectrum components (identity
+    map, so that pooling keeps them exactly; the embedding's own scale is about 1, as the targets')."""
+
+    def __init__(self, spectrum: FrameSpectrum):
+        super().__init__()
+        self.spectrum = spectrum
+
+    def losses(self, frames: torch.Tensor, standardised_scene: torch.Tensor, logmel: torch.Tensor) -> dict:
+        k, n_out = self.spectrum.k, frames.shape[2]
+        return {"frame_spectrum": F.mse_loss(frames[:, -k:], self.spectrum.targets(logmel, n_out))}
+
+
+def split_utterances(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out, training) utterance indices of the speech cache: 4% held out, at least 64."""
+    order = np.random.default_rng([seed, 3]).permutation(n)
+    n_val = max(64, n // 25)
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
+
+
+def fit_logmels(spec: Spec, cache_dir: str, batch: int, clip_seconds: float, speech_fraction: float, seed: int,
+                utterances: np.ndarray, n_batches: int = 8) -> list[torch.Tensor]:
+    """Log-mel batches of a stream training never draws (stream 4), to fix the extra heads' targets before
+    training: the teacher's and the input's standardisation, the frame-spectrum basis."""
+    fit = Batches(spec, cache_dir, batch, clip_seconds, speech_fraction, seed, utterances, stream=4)
+    return [fit[i]["logmel"] for i in range(n_batches)]
+
+
 def provenance(spec: Spec, seed: int, steps_done: int, teacher: Teacher | None, input_stats: bool = False,
-               init: str | None = None, loss_weights: dict | None = None) -> dict:
+               init: str | None = None, loss_weights: dict | None = None, frame_spectrum: int = 0) -> dict:
     """What the checkpoint says about where its weights came from (its hear_dual.provenance metadata)."""
     if init:      # a second stage: name the parameters it started from by their hash
         with open(f"{init}.npz", "rb") as f:
@@ -419,6 +499,7 @@ def provenance(spec: Spec, seed: int, steps_done: int, teacher: Teacher | None, 
             "data": "procedural audio and espeak-ng speech (training/synth.py); no evaluation data",
             **({"teacher": teacher.name, "teacher_sha256": teacher.sha256} if teacher else {}),
             **({"input_stats_head": True} if input_stats else {}),
+            **({"frame_spectrum_dims": frame_spectrum} if frame_spectrum else {}),
             **({"initialised_from": init} if init else {}),
             **({"loss_weights": loss_weights} if loss_weights else {}),
             "license": spec.raw["license"]["weights"]}
@@ -431,6 +512,8 @@ DEFAULT_WEIGHTS = {"source": 0.5, "note_pitch": 0.5, "word": 1.0, "speaker": 0.5
 DISTILL_WEIGHTS = {"distill_frames": 2.0, "distill_scene": 2.0}
 # Added with --input-stats: the scene embedding regresses the clip's own log-mel statistics (InputStats).
 INPUT_STATS_WEIGHTS = {"input_stats": 2.0}
+# Added with --frame-spectrum K: the last K timestamp dimensions regress their frame's spectrum (FrameSpectrum).
+FRAME_SPECTRUM_WEIGHTS = {"frame_spectrum": 2.0}
 
 
 def parse_weights(text: str, defaults: dict) -> tuple[dict, dict]:
@@ -449,7 +532,7 @@ def parse_weights(text: str, defaults: dict) -> tuple[dict, dict]:
 
 # --- main ---------------------------------------------------------------------------------------------------
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spec", default="hear-dual-base", help="built-in spec of the model to train")
@@ -461,6 +544,9 @@ def main(argv=None) -> None:
                              "the seeded initialisation; the heads must be the same")
     parser.add_argument("--input-stats", action="store_true",
                         help="also regress the clip's own log-mel statistics from the scene embedding (InputStats)")
+    parser.add_argument("--frame-spectrum", type=int, default=0, metavar="K",
+                        help="the last K timestamp dimensions regress the top K principal components of their own "
+                             "log-mel frame (FrameSpectrum); 0: off")
     parser.add_argument("--steps", type=int, default=5000, help="schedule length (the run may stop earlier)")
     parser.add_argument("--minutes", type=float, default=45.0, help="wall-clock budget for the whole process")
     parser.add_argument("--reserve-seconds", type=float, default=180.0,
@@ -488,7 +574,11 @@ def main(argv=None) -> None:
     parser.add_argument("--replay-lr", metavar="LOG",
                         help="replay the per-step learning rates (and step count) recorded in an earlier run's "
                              ".log.jsonl, e.g. to repeat a run whose schedule was driven by wall-clock time")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     args.name = args.name or f"{args.spec}-trained"
 
     replay = None
@@ -522,16 +612,12 @@ def main(argv=None) -> None:
                 for layer in spec.layers if layer.op == "batchnorm"]
 
     cache = synth.SpeechCache(args.cache)
-    order = np.random.default_rng([args.seed, 3]).permutation(len(cache))
-    n_val = max(64, len(cache) // 25)
-    val_utts, train_utts = np.sort(order[:n_val]), np.sort(order[n_val:])
+    val_utts, train_utts = split_utterances(len(cache), args.seed)
     heads = Heads(spec.scene_embedding_size, cache)
     teacher, extra_heads = None, []       # training-only heads beyond Heads' own, each with .losses(...)
-    if args.teacher or args.input_stats:
+    if args.teacher or args.input_stats or args.frame_spectrum:
         # Batches of a stream training never draws, to fix the targets' standardisation before training.
-        fit = Batches(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts,
-                      stream=4)
-        fit = [fit[i]["logmel"] for i in range(8)]
+        fit = fit_logmels(spec, args.cache, args.batch, args.clip_seconds, args.speech_fraction, args.seed, train_utts)
     if args.teacher:
         teacher = Teacher(args.teacher, spec, fit)
         extra_heads.append(DistillHeads(spec, teacher))
@@ -540,6 +626,10 @@ def main(argv=None) -> None:
         input_stats = InputStats(spec, int(round(args.clip_seconds * spec.sample_rate)), fit)
         extra_heads.append(InputStatsHead(spec.scene_embedding_size, input_stats))
         heads.add_module("input_stats", extra_heads[-1])
+    if args.frame_spectrum:
+        spectrum = FrameSpectrum(spec, int(round(args.clip_seconds * spec.sample_rate)), fit, args.frame_spectrum)
+        extra_heads.append(FrameSpectrumHead(spectrum))
+        heads.add_module("frame_spectrum", extra_heads[-1])
     if args.init:
         heads.load_state_dict(torch.load(f"{args.init}-heads.pt", weights_only=True)["heads"])
 
@@ -554,7 +644,8 @@ def main(argv=None) -> None:
     loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=args.workers,
                                          prefetch_factor=4 if args.workers else None,
                                          persistent_workers=False)
-    extra = (DISTILL_WEIGHTS if args.teacher else {}) | (INPUT_STATS_WEIGHTS if args.input_stats else {})
+    extra = ((DISTILL_WEIGHTS if args.teacher else {}) | (INPUT_STATS_WEIGHTS if args.input_stats else {})
+             | (FRAME_SPECTRUM_WEIGHTS if args.frame_spectrum else {}))
     weights, changed_weights = parse_weights(args.weights, DEFAULT_WEIGHTS | extra)
     log({"event": "start", "args": vars(args), "torch": torch.__version__, "python": sys.version.split()[0],
          "machine": platform.machine(), "cpus": os.cpu_count(), "n_train_utterances": len(train_utts),
@@ -661,7 +752,8 @@ def main(argv=None) -> None:
     if not args.no_export:
         onnx_path = os.path.join(args.out_dir, f"{args.name}.onnx")
         write_checkpoint(spec, params, onnx_path, provenance(spec, args.seed, steps_done, teacher,
-                                                                   args.input_stats, args.init, changed_weights))
+                                                                   args.input_stats, args.init, changed_weights,
+                                                                   args.frame_spectrum))
         from hear_dual.torch_impl import get_scene_embeddings, load_model
         loaded = load_model(onnx_path)
         probe = synth.augment(synth.synthetic_clip(16000, np.random.default_rng(5))[0], np.random.default_rng(6))
