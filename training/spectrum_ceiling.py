@@ -32,8 +32,8 @@ def spectrum_scene(spectrum: train.FrameSpectrum, frontend: LogMel, spec, clip: 
     t = num_timestamps(spec, n)
     pad = (spec.pad_left, padded_input_length(spec, t) - spec.pad_left - n)
     with torch.no_grad():
-        targets = spectrum.targets(frontend(F.pad(torch.from_numpy(clip[None]), pad)), t)[0].double()
-    return torch.cat([targets.mean(dim=1), targets.amax(dim=1)]).numpy()
+        targets = spectrum.targets(frontend(F.pad(torch.from_numpy(clip[None]), pad)), t).double()
+    return train.pool(targets)[0].numpy()
 
 
 def main(argv=None) -> None:
@@ -60,15 +60,18 @@ def main(argv=None) -> None:
 
     print(f"{args.task}, logreg probe; 'own' = the model's scene, 'k = K' = its first {half} - K timestamp "
           f"dimensions (mean and max) plus K exact spectrum components (mean and max)")
+    exact = {}                    # k -> the exact components' scene, the same for every model
+    for k in args.k or [8, 16]:
+        spectrum = train.FrameSpectrum(spec, int(round(recipe.clip_seconds * spec.sample_rate)), fit, k)
+        exact[k] = np.stack([spectrum_scene(spectrum, frontend, spec, c) for c in clips])
+    alone = {k: score(e) for k, e in exact.items()}
     for name in args.model:
         module, _, weights = name.partition(":")
         scene = np.asarray(labelled.get_embeddings(load(model_ref(module, weights)), data.files)[0], np.float64)
         row = [f"own {score(scene):.3f}"]
-        for k in args.k or [8, 16]:
-            spectrum = train.FrameSpectrum(spec, int(round(recipe.clip_seconds * spec.sample_rate)), fit, k)
-            exact = np.stack([spectrum_scene(spectrum, frontend, spec, c) for c in clips])
-            kept = np.concatenate([scene[:, :half - k], scene[:, half:2 * half - k], exact], axis=1)
-            row.append(f"k = {k} {score(kept):.3f} (spectrum alone {score(exact):.3f})")
+        for k, e in exact.items():
+            kept = np.concatenate([scene[:, :half - k], scene[:, half:2 * half - k], e], axis=1)
+            row.append(f"k = {k} {score(kept):.3f} (spectrum alone {alone[k]:.3f})")
         print(f"{name}: " + ", ".join(row))
 
 
