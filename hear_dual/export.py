@@ -5,7 +5,8 @@ in a process that has imported TensorFlow. `write_checkpoint` does that for call
 
     python -m hear_dual.export --variant hear-dual-base --seed 0 --out hear_dual/checkpoints/hear-dual-base-seeded.onnx
     python -m hear_dual.export --variant hear-dual-compact --seed 0 \
-        --out hear_dual/checkpoints/hear-dual-compact-seeded.onnx
+        --out hear_dual/checkpoints/hear-dual-compact-seeded.onnx     # when hear-dual-compact was its 1.0 stream
+        # architecture (training/specs/hear-dual-compact-stream.json), which that file still embeds
     python -m hear_dual.export --spec my-spec.json --params weights.npz --out my-model.onnx
 """
 
@@ -33,7 +34,7 @@ from hear_dual.checkpoint import (
     read_checkpoint,
 )
 from hear_dual.signals import SIGNAL_KINDS, make_signal
-from hear_dual.spec import Spec
+from hear_dual.spec import CONV_OPS, Spec
 
 ONNX_OPSET = 18
 
@@ -43,7 +44,7 @@ def seeded_parameters(spec: Spec, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     params = {}
     for layer in spec.layers:
-        if layer.op == "conv1d":
+        if layer.op in CONV_OPS:
             fan_in = layer.in_channels * layer.kernel_size
             params[f"{layer.name}.weight"] = rng.normal(0, np.sqrt(2.0 / fan_in),
                                                         (layer.out_channels, layer.in_channels, layer.kernel_size))
@@ -69,7 +70,7 @@ def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str
     import torch
     import torch.nn.functional as F
 
-    from hear_dual.torch_impl.model import HearDualModel
+    from hear_dual.torch_impl.model import BatchNorm, HearDualModel
 
     params = dict(params)
     model = HearDualModel(spec).load_parameters(params)
@@ -77,16 +78,17 @@ def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str
     with torch.inference_mode():
         source = torch.from_numpy(np.ascontiguousarray(audio[:, chunk.src_start : chunk.src_stop]))
         x = model.frontend(F.pad(source, (chunk.pad_left, chunk.pad_right)))
-        for spec_layer in spec.layers:
-            name, layer = spec_layer.name, getattr(model, spec_layer.name)
-            if spec_layer.op == "batchnorm":
+
+        def calibrate(name: str, x: torch.Tensor) -> None:
+            if isinstance(layer := getattr(model, name), BatchNorm):
                 x64 = x.double()
                 mean, var = x64.mean(dim=(0, 2)), x64.var(dim=(0, 2))
                 params[f"{name}.running_mean"] = mean.float().numpy()
                 params[f"{name}.running_var"] = var.float().numpy()
                 layer.running_mean.copy_(mean.float())
                 layer.running_var.copy_(var.float())
-            x = layer(x)
+
+        model.run_encoder(x, before_layer=calibrate)
     return params
 
 

@@ -87,6 +87,14 @@ def conv1d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int, dil
     return y
 
 
+def skip_conv1d(x: np.ndarray, source: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int,
+                crop: int) -> np.ndarray:
+    """The stream x with conv1d(source[:, :, crop:], stride) appended along channels, its first T outputs."""
+    n_out, kernel_size = x.shape[2], weight.shape[2]
+    window = source[:, :, crop : crop + stride * (n_out - 1) + kernel_size]
+    return np.concatenate([x, conv1d(window, weight, bias, stride, 1)], axis=1)
+
+
 def batchnorm(x: np.ndarray, weight, bias, running_mean, running_var, eps: float) -> np.ndarray:
     scale = weight.astype(np.float64) / np.sqrt(running_var.astype(np.float64) + eps)
     return (x - running_mean.astype(np.float64)[:, None]) * scale[:, None] + bias.astype(np.float64)[:, None]
@@ -122,10 +130,14 @@ def encode(padded: np.ndarray, model: ReferenceModel, hop: int | None = None) ->
     spec, p, padded = model.spec, model.params, padded.astype(np.float64)
     x = waveform_frames(padded, spec, hop or spec.hop_samples) if spec.is_framed else log_mel(padded, spec,
                                                                                               model.constants)
+    points = {"frontend": x}
     for layer in model.spec.layers:
         name = layer.name
         if layer.op == "conv1d":
             x = conv1d(x, p[f"{name}.weight"], p[f"{name}.bias"], layer.stride, layer.dilation)
+        elif layer.op == "skip_conv1d":
+            x = skip_conv1d(x, points[layer.source], p[f"{name}.weight"], p[f"{name}.bias"], layer.stride,
+                            spec.skip_crops[name])
         elif layer.op == "batchnorm":
             x = batchnorm(x, p[f"{name}.weight"], p[f"{name}.bias"], p[f"{name}.running_mean"],
                           p[f"{name}.running_var"], layer.eps)
@@ -141,6 +153,7 @@ def encode(padded: np.ndarray, model: ReferenceModel, hop: int | None = None) ->
             x = flatten(x)
         else:
             raise ValueError(f"op {layer.op!r} is not implemented by the float64 reference")
+        points[name] = x
     if spec.is_framed:
         return x.reshape(padded.shape[0], -1, x.shape[1])
     return x.transpose(0, 2, 1)

@@ -17,15 +17,21 @@ from importlib import resources
 
 import jsonschema
 
-SUPPORTED_SPEC_VERSIONS = ("1.0", "1.1")
+SUPPORTED_SPEC_VERSIONS = ("1.0", "1.1", "1.2")
 BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact", "hear-dual-randproj", "hear-dual-crepe-tiny",
                     "hear-dual-crepe-full")
-# What each spec version may use (SPEC section 2): 1.0 files keep their meaning, 1.1 adds the waveform family.
-FRONTENDS = {"1.0": ("log_mel",), "1.1": ("log_mel", "waveform_frames")}
-OPS = {"1.0": ("conv1d", "batchnorm", "gelu"), "1.1": ("conv1d", "batchnorm", "gelu", "relu", "pad", "maxpool1d",
-                                                        "flatten")}
+# What each spec version may use (SPEC section 2): 1.0 files keep their meaning, 1.1 adds the waveform family,
+# 1.2 the skip connection of a stream encoder.
+FRONTENDS = {"1.0": ("log_mel",), "1.1": ("log_mel", "waveform_frames"), "1.2": ("log_mel", "waveform_frames")}
+OPS = {"1.0": ("conv1d", "batchnorm", "gelu"),
+       "1.1": ("conv1d", "batchnorm", "gelu", "relu", "pad", "maxpool1d", "flatten")}
+OPS["1.2"] = OPS["1.1"] + ("skip_conv1d",)
 # Ops that only make sense inside a fixed-length frame: a stream encoder's only padding is chunk_plan's.
 FRAME_ONLY_OPS = ("pad", "maxpool1d", "flatten")
+# And one that only makes sense in a stream: it aligns an earlier point of the stream to the current one.
+STREAM_ONLY_OPS = ("skip_conv1d",)
+# Ops with a kernel: parameters <name>.weight (out, in, kernel) and <name>.bias (out).
+CONV_OPS = ("conv1d", "skip_conv1d")
 
 
 class SpecError(ValueError):
@@ -140,6 +146,11 @@ class Spec:
     def hop_ms(self) -> float:
         return 1000.0 * self.hop_samples / self.sample_rate
 
+    @cached_property
+    def skip_crops(self) -> dict[str, int]:
+        """skip_conv1d layer name -> frames of its source skipped before its first window (SPEC section 4)."""
+        return {} if self.is_framed else _skip_crops(self.raw["encoder"])
+
     @property
     def receptive_field_frames(self) -> int:
         return 1 if self.is_framed else _receptive_field_frames(self.raw["encoder"])
@@ -183,7 +194,7 @@ class Spec:
         """Canonical (ONNX / torch) layouts: conv1d weight is (out, in, kernel) = OIW."""
         shapes = {}
         for layer in self.layers:
-            if layer.op == "conv1d":
+            if layer.op in CONV_OPS:
                 shapes[f"{layer.name}.weight"] = (layer.out_channels, layer.in_channels, layer.kernel_size)
                 shapes[f"{layer.name}.bias"] = (layer.out_channels,)
             elif layer.op == "batchnorm":
@@ -227,6 +238,9 @@ class Spec:
                 flops += rate * 8 * channels
             elif layer.op == "relu":
                 flops += rate * channels
+            elif layer.op == "skip_conv1d":        # at the stream's rate; the concatenation moves data only
+                flops += rate * 2 * layer.kernel_size * layer.in_channels * layer.out_channels
+                channels += layer.out_channels
         return flops
 
     def summary(self) -> dict:
@@ -278,9 +292,12 @@ def _validate(raw: dict) -> None:
             raise SpecError(f"{where}: duplicate layer name")
         names.add(layer["name"])
         if layer["op"] not in OPS[version]:
-            raise SpecError(f"{where}: op {layer['op']!r} needs spec_version 1.1 (this spec is {version!r})")
+            first = next(v for v in SUPPORTED_SPEC_VERSIONS if layer["op"] in OPS[v])
+            raise SpecError(f"{where}: op {layer['op']!r} needs spec_version {first} (this spec is {version!r})")
         if layer["op"] in FRAME_ONLY_OPS and frontend_type != "waveform_frames":
             raise SpecError(f"{where}: op {layer['op']!r} needs the waveform_frames frontend")
+        if layer["op"] in STREAM_ONLY_OPS and frontend_type == "waveform_frames":
+            raise SpecError(f"{where}: op {layer['op']!r} needs the log_mel frontend")
         if layer["op"] == "conv1d" and layer["stride"] > 1 and layer["dilation"] > 1:
             raise SpecError(f"{where}: stride and dilation cannot both exceed 1")
     channels = (_check_frames if frontend_type == "waveform_frames" else _check_log_mel)(raw)
@@ -319,8 +336,20 @@ def _check_log_mel(raw: dict) -> int:
         raise SpecError(f"frontend needs f_min < f_max <= sample_rate/2, got f_min={fe['f_min']}, "
                         f"f_max={fe['f_max']}, sample_rate={raw['sample_rate']}")
     channels = fe["n_mels"]
+    at = {"frontend": channels}             # channels at each point a skip_conv1d may read
     for i, layer in enumerate(raw["encoder"]):
-        channels = _check_channels(layer, f"encoder/{i} ({layer['name']})", channels)
+        where = f"encoder/{i} ({layer['name']})"
+        if layer["op"] == "skip_conv1d":
+            if layer["source"] not in at:
+                raise SpecError(f"{where}: source {layer['source']!r} is neither 'frontend' nor an earlier layer")
+            if layer["in_channels"] != at[layer["source"]]:
+                raise SpecError(f"{where}: in_channels {layer['in_channels']} but its source "
+                                f"{layer['source']!r} gives {at[layer['source']]}")
+            channels += layer["out_channels"]
+        else:
+            channels = _check_channels(layer, where, channels)
+        at[layer["name"]] = channels
+    _skip_crops(raw["encoder"])             # raises SpecError for a window that cannot be centred
     from hear_dual.audio import mel_filterbank  # raises SpecError for an empty band
 
     mel_filterbank(raw["sample_rate"], fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
@@ -367,6 +396,35 @@ def _frame_shapes(raw: dict) -> list[tuple[int, int]]:
             raise SpecError(f"{where}: a {raw['frontend']['frame_length']}-sample frame has no samples left here")
         shapes.append((channels, length))
     return shapes
+
+
+def _skip_crops(encoder: list[dict]) -> dict[str, int]:
+    """For each skip_conv1d: the crop c that centres its windows on the stream's (SPEC section 4).
+
+    Each point of the stream has a receptive field rf and a jump (frontend frames per step). Output t of the
+    current point is centred on frame jump t + (rf - 1) / 2; the skip's window over its source reads source
+    steps stride t + c .. stride t + c + kernel - 1. Equal centres for every t need stride = jump / source jump
+    and c = (rf - source rf - source jump (kernel - 1)) / (2 source jump), a whole number >= 0; then the window
+    lies inside the current receptive field, so the op changes neither the receptive field nor the hop.
+    """
+    points, rf, jump, crops = {"frontend": (1, 1)}, 1, 1, {}
+    for i, layer in enumerate(encoder):
+        if layer["op"] == "conv1d":
+            rf += (layer["kernel_size"] - 1) * layer["dilation"] * jump
+            jump *= layer["stride"]
+        elif layer["op"] == "skip_conv1d":
+            where = f"encoder/{i} ({layer['name']})"
+            source_rf, source_jump = points[layer["source"]]
+            if jump != source_jump * layer["stride"]:
+                raise SpecError(f"{where}: stride {layer['stride']} but the stream advances "
+                                f"{jump // source_jump} steps of its source per output")
+            crop, odd = divmod(rf - source_rf - source_jump * (layer["kernel_size"] - 1), 2 * source_jump)
+            if odd or crop < 0:
+                raise SpecError(f"{where}: a kernel of {layer['kernel_size']} cannot be centred inside the "
+                                f"stream's receptive field of {rf} frames (source's {source_rf})")
+            crops[layer["name"]] = crop
+        points[layer["name"]] = (rf, jump)
+    return crops
 
 
 def _receptive_field_frames(encoder: list[dict]) -> int:

@@ -24,7 +24,7 @@ from hear_dual.checkpoint import (
     META_SPEC_VERSION,
     read_checkpoint,
 )
-from hear_dual.spec import Spec
+from hear_dual.spec import CONV_OPS, Spec
 
 META_EXPORTER = "hear_dual.exporter"
 
@@ -47,7 +47,7 @@ def weight_facts(spec: Spec, params: dict, constants: dict) -> list[tuple[tuple[
         facts.append((("frontend.dft",), (fold.even, fold.odd)))
     facts += [((name,), (array,)) for name, array in params.items()]
     for layer in spec.layers:
-        if layer.op == "conv1d":
+        if layer.op in CONV_OPS:
             kernel = to_tf_layout(f"{layer.name}.weight", params[f"{layer.name}.weight"])
             facts.append(((f"{layer.name}.weight",), tuple(kernel)))
             facts.append(((f"{layer.name}.weight",), (kernel,)))   # an in_channels = 1 conv: one matmul, all taps

@@ -34,6 +34,18 @@ def test_conv1d_matches_torch_float64(stride, dilation):
     assert np.abs(reference.conv1d(x, w, b, stride, dilation) - want).max() <= 1e-12
 
 
+@pytest.mark.parametrize("stride, crop", [(1, 0), (4, 33), (2, 3)])
+def test_skip_conv1d_matches_torch_float64(stride, crop):
+    """torch's float64 conv1d of the cropped source, its first T outputs, concatenated after the stream."""
+    rng = np.random.default_rng(stride + crop)
+    x, u = rng.standard_normal((2, 6, 11)), rng.standard_normal((2, 16, 200))
+    w, b = rng.standard_normal((3, 16, 5)), rng.standard_normal(3)
+    z = F.conv1d(*(torch.from_numpy(a) for a in (u[:, :, crop:], w, b)), stride=stride).numpy()[:, :, : x.shape[2]]
+    got = reference.skip_conv1d(x, u, w, b, stride, crop)
+    assert got.shape == (2, 9, 11) and np.array_equal(got[:, :6], x)
+    assert np.abs(got[:, 6:] - z).max() <= 1e-12
+
+
 def test_batchnorm_and_gelu_match_torch_float64():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, 8, 30)) * 3

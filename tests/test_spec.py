@@ -45,10 +45,11 @@ def test_derived_geometry_matches_a_hand_count(spec):
     assert spec.pad_left == spec.receptive_field_samples // 2
 
 
-def test_parameter_count_matches_the_shapes(spec):
-    expected = 0
+@pytest.mark.parametrize("variant", ["hear-dual-base", "hear-dual-compact"])
+def test_parameter_count_matches_the_shapes(variant):
+    spec, expected = Spec.builtin(variant), 0
     for layer in spec.layers:
-        if layer.op == "conv1d":
+        if layer.op in ("conv1d", "skip_conv1d"):
             expected += layer.out_channels * (layer.in_channels * layer.kernel_size + 1)
         elif layer.op == "batchnorm":
             expected += 4 * layer.channels
@@ -123,3 +124,76 @@ def test_layers_copy_and_pickle(spec):
     layer = spec.layers[1]
     for clone in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
         assert clone == layer and clone.kernel_size == layer.kernel_size
+
+
+# --- skip_conv1d (1.2) ------------------------------------------------------------------------------------
+
+def _skip_spec(**skip):
+    """A small 1.2 log-mel spec: conv0 (k3, s2) and conv1 (k5), then a skip_conv1d given by `skip`."""
+    import copy
+
+    raw = copy.deepcopy(Spec.builtin("hear-dual-compact").raw)
+    layer = {"name": "skip", "op": "skip_conv1d", "source": "frontend", "in_channels": 64, "out_channels": 4,
+             "kernel_size": 5, "stride": 2} | skip
+    raw["encoder"] = [
+        {"name": "conv0", "op": "conv1d", "in_channels": 64, "out_channels": 16, "kernel_size": 3, "stride": 2,
+         "dilation": 1},
+        {"name": "conv1", "op": "conv1d", "in_channels": 16, "out_channels": 8, "kernel_size": 5, "stride": 1,
+         "dilation": 1},
+        layer]
+    raw["embedding"].update(timestamp_embedding_size=8 + layer["out_channels"],
+                            scene_embedding_size=2 * (8 + layer["out_channels"]))
+    return raw
+
+
+@pytest.mark.parametrize("source, in_channels, kernel_size, stride", [
+    ("frontend", 64, 5, 2), ("frontend", 64, 1, 2), ("conv0", 16, 3, 1), ("conv0", 16, 1, 1)])
+def test_a_skip_window_is_centred_on_its_timestamp(source, in_channels, kernel_size, stride):
+    """Section 4's crop, checked against pad_left (from the receptive field): the centre sample of the skip's
+    window t, in padded-chunk coordinates, is the timestamp's own sample pad_left + t * hop_samples."""
+    spec = Spec(_skip_spec(source=source, in_channels=in_channels, kernel_size=kernel_size, stride=stride))
+    crop, hop, win = spec.skip_crops["skip"], spec.frontend["hop_length"], spec.frontend["win_length"]
+    for t in range(5):
+        if source == "frontend":        # log-mel frame f is centred on sample hop f + win / 2
+            centre = hop * (stride * t + crop + (kernel_size - 1) / 2) + win / 2
+        else:                           # conv0's output u sees frames 2u .. 2u + 2, centred on frame 2u + 1
+            centre = hop * (2 * (stride * t + crop + (kernel_size - 1) / 2) + 1) + win / 2
+        assert centre == spec.pad_left + t * spec.hop_samples
+    assert spec.receptive_field_frames == 1 + 2 + 2 * 4            # the skip leaves it as the stream's
+    assert spec.timestamp_embedding_size == 8 + 4
+
+
+def test_the_compact_skip_reads_the_log_mel_frames_around_each_timestamp():
+    spec = Spec.builtin("hear-dual-compact")
+    assert spec.version == "1.2" and spec.skip_crops == {"spectrum": 33}
+    assert spec.parameter_shapes["spectrum.weight"] == (8, 64, 5) and spec.parameter_count == 260_640
+    # log-mel frame 33 + 2 = 35 is centred on sample 160 * 35 + 240 = 5840 = pad_left, timestamp 0
+    assert 160 * (33 + 2) + 240 == spec.pad_left
+
+
+@pytest.mark.parametrize("skip, version, message", [
+    ({}, "1.1", "needs spec_version 1.2"),
+    ({"source": "skip"}, "1.2", "neither 'frontend' nor an earlier layer"),
+    ({"source": "nowhere"}, "1.2", "neither 'frontend' nor an earlier layer"),
+    ({"in_channels": 16}, "1.2", "in_channels 16 but its source 'frontend' gives 64"),
+    ({"stride": 1}, "1.2", "stride 1 but the stream advances 2 steps"),
+    ({"kernel_size": 4}, "1.2", "cannot be centred"),
+    ({"kernel_size": 13}, "1.2", "cannot be centred"),
+    ({"source": "conv0", "in_channels": 16, "kernel_size": 2, "stride": 1}, "1.2", "cannot be centred"),
+])
+def test_a_bad_skip_is_refused_with_its_reason(skip, version, message):
+    raw = _skip_spec(**skip)
+    raw["spec_version"] = version
+    with pytest.raises(SpecError, match=message):
+        Spec(raw)
+
+
+def test_a_skip_needs_the_log_mel_frontend():
+    import copy
+
+    raw = copy.deepcopy(Spec.builtin("hear-dual-crepe-tiny").raw)
+    raw["spec_version"] = "1.2"
+    raw["encoder"].insert(1, {"name": "skip", "op": "skip_conv1d", "source": "frontend", "in_channels": 1,
+                              "out_channels": 1, "kernel_size": 1, "stride": 1})
+    with pytest.raises(SpecError, match="needs the log_mel frontend"):
+        Spec(raw)

@@ -97,6 +97,42 @@ def test_frame_spectrum_targets_are_standardised_principal_components():
         train.FrameSpectrum(spec, spec.sample_rate, [logmel], 33)
 
 
+def test_graft_keeps_the_stream_and_appends_the_frame_spectrum():
+    """training.graft: the stream's first 24 channels as they were, then exactly FrameSpectrum's 8 targets."""
+    from hear_dual.export import seeded_parameters
+    from hear_dual.spec import Spec
+    from hear_dual.torch_impl.model import HearDualModel
+    from training import graft
+
+    spec, stream = Spec.builtin("hear-dual-compact"), train.load_spec(graft.STREAM_SPEC)
+    stream_params = seeded_parameters(stream, 3)
+    t = num_timestamps(spec, spec.sample_rate)
+    n_frames = (padded_input_length(spec, t) - spec.frontend["win_length"]) // spec.frontend["hop_length"] + 1
+    generator = torch.Generator().manual_seed(2)
+    logmel = torch.randn(6, 64, n_frames, generator=generator) * torch.linspace(3, 0.5, 64)[:, None] - 5.0
+    spectrum = train.FrameSpectrum(spec, spec.sample_rate, [logmel], 8)
+    params = graft.graft(spec, stream, stream_params, spectrum)
+    assert set(params) == set(spec.parameter_shapes)
+    assert all(np.array_equal(params[n], stream_params[n][: spec.parameter_shapes[n][0]]) for n in stream_params)
+    with torch.no_grad():
+        got = HearDualModel(spec).load_parameters(params).run_encoder(logmel)
+        want = HearDualModel(stream).load_parameters(stream_params).run_encoder(logmel)
+    assert torch.equal(got[:, :24], want[:, :24])
+    np.testing.assert_allclose(got[:, 24:].numpy(), spectrum.targets(logmel, t).numpy(), atol=2e-5)
+    with pytest.raises(ValueError, match="only in the skip_conv1d"):
+        graft.graft(spec, stream, stream_params | {"extra.weight": np.zeros(1, np.float32)}, spectrum)
+
+
+def test_shipped_compact_spectrum_is_a_hop_average_of_the_log_mel():
+    """The shipped skip is spectrum_kernel's: every component weighs the 5 frames around a timestamp as
+    centre_frames does ([.5, 1, 1, 1, .5] / 4), so its output is a linear map of the hop-averaged log-mel."""
+    weight = read_checkpoint(checkpoint_path("hear-dual-compact")).params["spectrum.weight"].astype(np.float64)
+    taps = np.array([0.5, 1, 1, 1, 0.5]) / 4
+    per_band = weight.sum(axis=2, keepdims=True)
+    np.testing.assert_allclose(weight, per_band * taps, rtol=0, atol=4e-7 * np.abs(weight).max())
+    assert np.abs(per_band).max() > 0.05                   # not a zero kernel
+
+
 def test_shipped_compact_was_distilled_from_the_shipped_base():
     """Its provenance names the teacher by the sha256 of the base checkpoint that ships beside it."""
     provenance = read_checkpoint(checkpoint_path("hear-dual-compact")).provenance
@@ -104,7 +140,7 @@ def test_shipped_compact_was_distilled_from_the_shipped_base():
         base_sha256 = hashlib.sha256(f.read()).hexdigest()
     assert provenance["teacher"] == "hear-dual-base" and provenance["teacher_sha256"] == base_sha256
     assert provenance["license"] == "CC-BY-4.0" and provenance["spec"] == "hear-dual-compact"
-    assert provenance["steps"] > 0
+    assert provenance["steps"] > 0 and provenance["skip"]["frame_spectrum_dims"] == 8
 
 
 def test_changed_loss_weights_are_named_in_the_provenance():

@@ -3,18 +3,21 @@
     python -m training.synth --cache /work/trained/espeak-cache --seed 0                   # once, ~4 min
     python -m training.train --seed 0 --steps 5000 --minutes 45 \
         --cache /work/trained/espeak-cache --out-dir /work/trained                          # hear-dual-base
-    python -m training.train --spec hear-dual-compact --teacher base --input-stats --seed 0 --steps 5000 \
-        --minutes 50 --cache /work/trained/espeak-cache --out-dir /work/trained \
-        --weights input_stats=8,contrastive=0.25,speaker=1,quiet_gain=0.01                # hear-dual-compact
+    python -m training.train --spec training/specs/hear-dual-compact-stream.json --teacher base --input-stats \
+        --seed 0 --steps 5000 --minutes 50 --cache /work/trained/espeak-cache --out-dir /work/trained \
+        --name hear-dual-compact-run3 --weights input_stats=8,contrastive=0.25,speaker=1,quiet_gain=0.01
+    python -m training.graft --stream /work/trained/hear-dual-compact-run3 --out-dir /work/trained  # hear-dual-compact
 
 With --teacher, the student also learns to predict the teacher's standardised timestamp embeddings (a linear
 map of each of its own frames) and scene embeddings (a linear map of its standardised scene): distillation,
 on the same training audio, weights DISTILL_WEIGHTS. The heads below stay; the teacher is never trained.
 With --input-stats the scene also regresses the clip's own log-mel statistics (InputStats); with
 --frame-spectrum K the last K timestamp dimensions regress their own frame's top K spectral components
-(FrameSpectrum; tried, not in the shipped recipe, see training/README.md).
+(FrameSpectrum; tried, not in the shipped recipe, see training/README.md). The shipped compact makes them exact
+instead: training/graft.py appends them to a trained stream as a fixed skip_conv1d (spectrum_kernel).
 
-The model is a shipped architecture (hear_dual.torch_impl.model.HearDualModel on a built-in spec, --spec),
+The model is a shipped architecture (hear_dual.torch_impl.model.HearDualModel on a built-in spec or a spec
+file, --spec),
 initialised like the shipped seeded weights (seeded_parameters(spec, seed) with calibrated
 batch norm). For training only, each BatchNorm layer's forward is replaced (on the instance, here; nothing in
 hear_dual/ changes) by real batch norm: batch statistics in training mode, running statistics updated with
@@ -217,10 +220,7 @@ class Heads(nn.Module):
 
 def encode_frames(model: HearDualModel, logmel: torch.Tensor) -> torch.Tensor:
     """Encoder on a log-mel (B, n_mels, frames) -> timestamp embeddings (B, D, T)."""
-    x = logmel
-    for name in model.layer_names:
-        x = getattr(model, name)(x)
-    return x
+    return model.run_encoder(logmel)
 
 
 def pool(x: torch.Tensor) -> torch.Tensor:
@@ -332,9 +332,7 @@ def quiet_gain(model: HearDualModel, batch: dict) -> torch.Tensor:
     """
     was_training = model.training
     model.eval()
-    x = torch.cat([batch["quiet"], batch["quiet"] + batch["quiet_delta"]])
-    for name in model.layer_names:
-        x = getattr(model, name)(x)
+    x = model.run_encoder(torch.cat([batch["quiet"], batch["quiet"] + batch["quiet_delta"]]))
     model.train(was_training)
     clean, perturbed = x.chunk(2)
     return (perturbed - clean).square().mean() / QUIET_SIGMA**2
@@ -422,7 +420,8 @@ class FrameSpectrum:
     logmel-stats reference embeds. Measured before training (python -m training.spectrum_ceiling, FSDD speakers):
     8 exact components in place of 8 of compact run 3's 32 dimensions score 0.990, against run 3's 0.980 and
     logmel-stats' 0.988. Trained, the dimensions matched their targets only loosely and gained about half of
-    that (runs 5, 6 and 3 + spectrum in training/README.md); not in the shipped recipe.
+    that (runs 5, 6 and 3 + spectrum in training/README.md). The shipped compact has them exactly: graft.py
+    appends them to run 3 as a fixed skip_conv1d (spectrum_kernel).
 
     The basis is fitted once, in float64, on batches of a stream training never draws: per-band standardised
     frames, their top k right singular vectors, each component scaled to unit variance. The target of output
@@ -460,6 +459,16 @@ class FrameSpectrum:
         return torch.einsum("km,bmt->bkt", self.basis, (x - self.mean[:, None]) / self.std[:, None]).float()
 
 
+def spectrum_kernel(spectrum: FrameSpectrum) -> dict[str, np.ndarray]:
+    """The FrameSpectrum targets as a skip_conv1d on the log-mel, float64: weight (k, n_mels, stride + 1) and bias
+    (k,). Its windows (SPEC section 4) are the hop-averaged frames of centre_frames, tap j at weight
+    taps[j] / stride, so the layer's output t is targets(logmel)[:, :, t] (training.graft ships this)."""
+    taps = np.array([0.5] + [1.0] * (spectrum.stride - 1) + [0.5]) / spectrum.stride
+    scaled = (spectrum.basis / spectrum.std[None, :]).double().numpy()          # per-band standardisation folded in
+    return {"weight": scaled[:, :, None] * taps[None, None, :],
+            "bias": -scaled @ spectrum.mean.double().numpy()}
+
+
 class FrameSpectrumHead(nn.Module):
     """No parameters: the last k timestamp dimensions themselves regress the FrameSpectrum components (identity
     map, so that pooling keeps them exactly; the embedding's own scale is about 1, as the targets')."""
@@ -471,6 +480,14 @@ class FrameSpectrumHead(nn.Module):
     def losses(self, frames: torch.Tensor, standardised_scene: torch.Tensor, logmel: torch.Tensor) -> dict:
         k, n_out = self.spectrum.k, frames.shape[2]
         return {"frame_spectrum": F.mse_loss(frames[:, -k:], self.spectrum.targets(logmel, n_out))}
+
+
+def load_spec(name: str) -> Spec:
+    """--spec: a built-in variant's name, or a spec file (e.g. training/specs/hear-dual-compact-stream.json)."""
+    if name.endswith(".json"):
+        with open(name) as f:
+            return Spec.from_json(f.read())
+    return Spec.builtin(name)
 
 
 def split_utterances(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -535,7 +552,8 @@ def parse_weights(text: str, defaults: dict) -> tuple[dict, dict]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--spec", default="hear-dual-base", help="built-in spec of the model to train")
+    parser.add_argument("--spec", default="hear-dual-base",
+                        help="built-in spec of the model to train, or a spec file (training/specs/)")
     parser.add_argument("--teacher", default="",
                         help="distil from this trained checkpoint (a path or a short name such as base); it must "
                              "share the student's frontend, hop and padding")
@@ -579,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    args.name = args.name or f"{args.spec}-trained"
+    args.name = args.name or f"{os.path.basename(args.spec).removesuffix('.json')}-trained"
 
     replay = None
     if args.replay_lr:
@@ -600,7 +618,7 @@ def main(argv=None) -> None:
         log_file.flush()
         print(json.dumps(record), flush=True)
 
-    spec = Spec.builtin(args.spec)
+    spec = load_spec(args.spec)
     if args.init:
         with np.load(f"{args.init}.npz") as f:
             params = {k: f[k] for k in f.files}

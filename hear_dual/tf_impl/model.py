@@ -124,6 +124,20 @@ class Conv1d(tf.Module):
         return tf.add_n(taps) + self.bias
 
 
+class SkipConv1d(Conv1d):
+    """A conv1d over an earlier point of the stream (its source), its windows centred on the stream's own, its
+    channels appended after the stream's: a skip connection that needs no padding (SPEC section 4)."""
+
+    def __init__(self, name, params, stride, source: str, crop: int):
+        super().__init__(name, params, stride, 1)
+        self.source, self.crop = source, crop
+
+    def __call__(self, x: tf.Tensor, points: dict) -> tf.Tensor:
+        kernel_size = self.kernel.shape[0]
+        window = points[self.source][:, self.crop : self.crop + self.stride * (tf.shape(x)[1] - 1) + kernel_size]
+        return tf.concat([x, super().__call__(window)], axis=2)
+
+
 class BatchNorm(tf.Module):
     """Inference batch norm written out with the spec's eps (Keras' default eps differs)."""
 
@@ -188,9 +202,11 @@ class Flatten(tf.Module):
         return tf.reshape(tf.transpose(x, [0, 2, 1]), [tf.shape(x)[0], -1])
 
 
-def make_layer(layer, params) -> tf.Module:
+def make_layer(layer, params, spec: Spec) -> tf.Module:
     if layer.op == "conv1d":
         return Conv1d(layer.name, params, layer.stride, layer.dilation)
+    if layer.op == "skip_conv1d":
+        return SkipConv1d(layer.name, params, layer.stride, layer.source, spec.skip_crops[layer.name])
     if layer.op == "batchnorm":
         return BatchNorm(layer.name, params, layer.eps)
     if layer.op == "gelu":
@@ -217,16 +233,23 @@ class HearDualModel(tf.Module):
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
         self.frontend = WaveformFrames(spec) if spec.is_framed else LogMel(spec, constants)
-        self.layers = [make_layer(layer, params) for layer in spec.layers]
+        self.layers = [make_layer(layer, params, spec) for layer in spec.layers]
+        self.sources = {layer.source for layer in spec.layers if layer.op == "skip_conv1d"}
         # One trace serves every batch size and length: both dimensions are left unknown.
         self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")],
                                   reduce_retracing=True)
 
     def forward(self, audio: tf.Tensor) -> tf.Tensor:
-        x = self.frontend(audio)
+        return self.frontend.to_embeddings(self.run_encoder(self.frontend(audio)), tf.shape(audio)[0])
+
+    def run_encoder(self, x: tf.Tensor) -> tf.Tensor:
+        """The encoder on the frontend's output."""
+        points = {"frontend": x}                  # the outputs a skip_conv1d reads (only those)
         for layer in self.layers:
-            x = layer(x)
-        return self.frontend.to_embeddings(x, tf.shape(audio)[0])
+            x = layer(x, points) if isinstance(layer, SkipConv1d) else layer(x)
+            if layer.name in self.sources:
+                points[layer.name] = x
+        return x
 
 
 def load_model(model_file_path: str = "") -> HearDualModel:

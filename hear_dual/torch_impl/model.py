@@ -123,6 +123,20 @@ class Conv1d(nn.Conv1d):
         return (y + self.bias).reshape(n_out, batch, -1).permute(1, 2, 0)
 
 
+class SkipConv1d(Conv1d):
+    """A conv1d over an earlier point of the stream (its source), its windows centred on the stream's own, its
+    channels appended after the stream's: a skip connection that needs no padding (SPEC section 4)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, source: str, crop: int):
+        super().__init__(in_channels, out_channels, kernel_size, stride, 1)
+        self.source, self.crop = source, crop
+
+    def forward(self, x: torch.Tensor, points: dict) -> torch.Tensor:
+        (kernel_size,), (stride,) = self.kernel_size, self.stride
+        window = points[self.source][:, :, self.crop : self.crop + stride * (x.shape[2] - 1) + kernel_size]
+        return torch.cat([x, super().forward(window)], dim=1)
+
+
 class BatchNorm(nn.Module):
     """Inference batch norm written out, so export keeps its four tensors under their spec names."""
 
@@ -184,9 +198,12 @@ class Flatten(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
-def make_layer(layer) -> nn.Module:
+def make_layer(layer, spec: Spec) -> nn.Module:
     if layer.op == "conv1d":
         return Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.dilation)
+    if layer.op == "skip_conv1d":
+        return SkipConv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.source,
+                          spec.skip_crops[layer.name])
     if layer.op == "batchnorm":
         return BatchNorm(layer.channels, layer.eps)
     if layer.op == "gelu":
@@ -214,14 +231,24 @@ class HearDualModel(nn.Module):
         self.chunk_timestamps = chunk_timestamps
         self.frontend = WaveformFrames(spec) if spec.is_framed else LogMel(spec, constants)
         self.layer_names = [layer.name for layer in spec.layers]
+        self.sources = {layer.source for layer in spec.layers if layer.op == "skip_conv1d"}
         for layer in spec.layers:
-            self.add_module(layer.name, make_layer(layer))
+            self.add_module(layer.name, make_layer(layer, spec))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = self.frontend(audio)
+        return self.frontend.to_embeddings(self.run_encoder(self.frontend(audio)), audio.shape[0])
+
+    def run_encoder(self, x: torch.Tensor, before_layer=None) -> torch.Tensor:
+        """The encoder on the frontend's output; before_layer(name, input), if given, sees each layer's input."""
+        points = {"frontend": x}                  # the outputs a skip_conv1d reads (only those)
         for name in self.layer_names:
-            x = getattr(self, name)(x)
-        return self.frontend.to_embeddings(x, audio.shape[0])
+            layer = getattr(self, name)
+            if before_layer is not None:
+                before_layer(name, x)
+            x = layer(x, points) if isinstance(layer, SkipConv1d) else layer(x)
+            if name in self.sources:
+                points[name] = x
+        return x
 
     def load_parameters(self, params: dict) -> HearDualModel:
         """params in canonical layout, keyed by spec names (torch uses the canonical layout as is)."""
