@@ -130,7 +130,8 @@ def encode(padded: np.ndarray, model: ReferenceModel, hop: int | None = None) ->
     spec, p, padded = model.spec, model.params, padded.astype(np.float64)
     x = waveform_frames(padded, spec, hop or spec.hop_samples) if spec.is_framed else log_mel(padded, spec,
                                                                                               model.constants)
-    points = {"frontend": x}
+    sources = {layer.source for layer in spec.layers if layer.op == "skip_conv1d"}
+    points = {"frontend": x} if "frontend" in sources else {}     # the outputs a skip_conv1d reads, only
     for layer in model.spec.layers:
         name = layer.name
         if layer.op == "conv1d":
@@ -153,7 +154,8 @@ def encode(padded: np.ndarray, model: ReferenceModel, hop: int | None = None) ->
             x = flatten(x)
         else:
             raise ValueError(f"op {layer.op!r} is not implemented by the float64 reference")
-        points[name] = x
+        if name in sources:
+            points[name] = x
     if spec.is_framed:
         return x.reshape(padded.shape[0], -1, x.shape[1])
     return x.transpose(0, 2, 1)

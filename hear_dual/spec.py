@@ -22,7 +22,8 @@ BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact", "hear-dual-randproj",
                     "hear-dual-crepe-full")
 # What each spec version may use (SPEC section 2): 1.0 files keep their meaning, 1.1 adds the waveform family,
 # 1.2 the skip connection of a stream encoder.
-FRONTENDS = {"1.0": ("log_mel",), "1.1": ("log_mel", "waveform_frames"), "1.2": ("log_mel", "waveform_frames")}
+FRONTENDS = {"1.0": ("log_mel",), "1.1": ("log_mel", "waveform_frames")}
+FRONTENDS["1.2"] = FRONTENDS["1.1"]
 OPS = {"1.0": ("conv1d", "batchnorm", "gelu"),
        "1.1": ("conv1d", "batchnorm", "gelu", "relu", "pad", "maxpool1d", "flatten")}
 OPS["1.2"] = OPS["1.1"] + ("skip_conv1d",)
@@ -398,39 +399,43 @@ def _frame_shapes(raw: dict) -> list[tuple[int, int]]:
     return shapes
 
 
-def _skip_crops(encoder: list[dict]) -> dict[str, int]:
-    """For each skip_conv1d: the crop c that centres its windows on the stream's (SPEC section 4).
-
-    Each point of the stream has a receptive field rf and a jump (frontend frames per step). Output t of the
-    current point is centred on frame jump t + (rf - 1) / 2; the skip's window over its source reads source
-    steps stride t + c .. stride t + c + kernel - 1. Equal centres for every t need stride = jump / source jump
-    and c = (rf - source rf - source jump (kernel - 1)) / (2 source jump), a whole number >= 0; then the window
-    lies inside the current receptive field, so the op changes neither the receptive field nor the hop.
-    """
-    points, rf, jump, crops = {"frontend": (1, 1)}, 1, 1, {}
-    for i, layer in enumerate(encoder):
-        if layer["op"] == "conv1d":
-            rf += (layer["kernel_size"] - 1) * layer["dilation"] * jump
-            jump *= layer["stride"]
-        elif layer["op"] == "skip_conv1d":
-            where = f"encoder/{i} ({layer['name']})"
-            source_rf, source_jump = points[layer["source"]]
-            if jump != source_jump * layer["stride"]:
-                raise SpecError(f"{where}: stride {layer['stride']} but the stream advances "
-                                f"{jump // source_jump} steps of its source per output")
-            crop, odd = divmod(rf - source_rf - source_jump * (layer["kernel_size"] - 1), 2 * source_jump)
-            if odd or crop < 0:
-                raise SpecError(f"{where}: a kernel of {layer['kernel_size']} cannot be centred inside the "
-                                f"stream's receptive field of {rf} frames (source's {source_rf})")
-            crops[layer["name"]] = crop
-        points[layer["name"]] = (rf, jump)
-    return crops
-
-
-def _receptive_field_frames(encoder: list[dict]) -> int:
-    rf, jump = 1, 1
+def _stream_points(encoder: list[dict]) -> dict[str, tuple[int, int]]:
+    """(receptive field, jump) in log-mel frames of the frontend's output ("frontend") and of each layer's: a jump
+    is the frames between consecutive outputs. Only conv1d changes them (a skip_conv1d is centred inside)."""
+    rf, jump, points = 1, 1, {"frontend": (1, 1)}
     for layer in encoder:
         if layer["op"] == "conv1d":
             rf += (layer["kernel_size"] - 1) * layer["dilation"] * jump
             jump *= layer["stride"]
-    return rf
+        points[layer["name"]] = (rf, jump)
+    return points
+
+
+def _skip_crops(encoder: list[dict]) -> dict[str, int]:
+    """For each skip_conv1d: the crop c that centres its windows on the stream's (SPEC section 4).
+
+    Output t of the stream (receptive field rf, jump j) is centred on frame j t + (rf - 1) / 2; the skip's window
+    over its source reads source steps stride t + c .. stride t + c + kernel - 1. Equal centres for every t need
+    stride = j / source j and c = (rf - source rf - source j (kernel - 1)) / (2 source j), a whole number >= 0;
+    then the window lies inside the stream's receptive field, so the op changes neither the receptive field
+    nor the hop.
+    """
+    points, crops = _stream_points(encoder), {}
+    for i, layer in enumerate(encoder):
+        if layer["op"] != "skip_conv1d":
+            continue
+        where = f"encoder/{i} ({layer['name']})"
+        (rf, jump), (source_rf, source_jump) = points[layer["name"]], points[layer["source"]]
+        if jump != source_jump * layer["stride"]:
+            raise SpecError(f"{where}: stride {layer['stride']} but the stream advances "
+                            f"{jump // source_jump} steps of its source per output")
+        crop, odd = divmod(rf - source_rf - source_jump * (layer["kernel_size"] - 1), 2 * source_jump)
+        if odd or crop < 0:
+            raise SpecError(f"{where}: a kernel of {layer['kernel_size']} cannot be centred inside the "
+                            f"stream's receptive field of {rf} frames (source's {source_rf})")
+        crops[layer["name"]] = crop
+    return crops
+
+
+def _receptive_field_frames(encoder: list[dict]) -> int:
+    return list(_stream_points(encoder).values())[-1][0]

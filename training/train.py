@@ -439,6 +439,7 @@ class FrameSpectrum:
             raise ValueError(f"--frame-spectrum needs 0 < k <= {spec.timestamp_embedding_size} and timestamps on "
                              f"log-mel frame centres; got k={k}, pad_left={spec.pad_left}, hop={spec.hop_samples}")
         self.k, n_out = k, num_timestamps(spec, n_samples)
+        self.hop_weights = [0.5] + [1.0] * (self.stride - 1) + [0.5]      # over frames t - stride/2 .. t + stride/2
         x = torch.cat([self.centre_frames(b)[:, :, :n_out] for b in batches])
         x = x.transpose(1, 2).reshape(-1, spec.frontend["n_mels"])
         self.mean, self.std = x.mean(dim=0), x.std(dim=0).clamp_min(1e-6)
@@ -448,10 +449,9 @@ class FrameSpectrum:
     def centre_frames(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, frames) -> (B, n_mels, T) float64: the log-mel averaged over each timestamp's hop."""
         half = self.stride // 2
-        weights = [0.5] + [1.0] * (self.stride - 1) + [0.5]
         shifted = [logmel[:, :, self.offset + i - half::self.stride].double() for i in range(self.stride + 1)]
         n = min(s.shape[2] for s in shifted)
-        return sum(w * s[:, :, :n] for w, s in zip(weights, shifted)) / self.stride
+        return sum(w * s[:, :, :n] for w, s in zip(self.hop_weights, shifted)) / self.stride
 
     def targets(self, logmel: torch.Tensor, n_out: int) -> torch.Tensor:
         """(B, k, T): component i of each timestamp's frame."""
@@ -463,7 +463,7 @@ def spectrum_kernel(spectrum: FrameSpectrum) -> dict[str, np.ndarray]:
     """The FrameSpectrum targets as a skip_conv1d on the log-mel, float64: weight (k, n_mels, stride + 1) and bias
     (k,). Its windows (SPEC section 4) are the hop-averaged frames of centre_frames, tap j at weight
     taps[j] / stride, so the layer's output t is targets(logmel)[:, :, t] (training.graft ships this)."""
-    taps = np.array([0.5] + [1.0] * (spectrum.stride - 1) + [0.5]) / spectrum.stride
+    taps = np.array(spectrum.hop_weights) / spectrum.stride
     scaled = (spectrum.basis / spectrum.std[None, :]).double().numpy()          # per-band standardisation folded in
     return {"weight": scaled[:, :, None] * taps[None, None, :],
             "bias": -scaled @ spectrum.mean.double().numpy()}

@@ -244,7 +244,7 @@ class HearDualModel(tf.Module):
 
     def run_encoder(self, x: tf.Tensor) -> tf.Tensor:
         """The encoder on the frontend's output."""
-        points = {"frontend": x}                  # the outputs a skip_conv1d reads (only those)
+        points = {"frontend": x} if "frontend" in self.sources else {}    # the outputs a skip_conv1d reads, only
         for layer in self.layers:
             x = layer(x, points) if isinstance(layer, SkipConv1d) else layer(x)
             if layer.name in self.sources:

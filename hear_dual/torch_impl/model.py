@@ -240,7 +240,7 @@ class HearDualModel(nn.Module):
 
     def run_encoder(self, x: torch.Tensor, before_layer=None) -> torch.Tensor:
         """The encoder on the frontend's output; before_layer(name, input), if given, sees each layer's input."""
-        points = {"frontend": x}                  # the outputs a skip_conv1d reads (only those)
+        points = {"frontend": x} if "frontend" in self.sources else {}    # the outputs a skip_conv1d reads, only
         for name in self.layer_names:
             layer = getattr(self, name)
             if before_layer is not None:
