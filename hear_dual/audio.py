@@ -14,48 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from hear_dual.spec import Spec, SpecError
-
-
-def hann_periodic(length: int) -> np.ndarray:
-    n = np.arange(length, dtype=np.float64)
-    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / length)
-
-
-def windowed_dft_matrix(win_length: int, n_fft: int) -> np.ndarray:
-    """(win_length, 2 * n_bins): columns [0, n_bins) give Re, [n_bins, 2 n_bins) give Im of the DFT."""
-    n = np.arange(win_length)[:, None]
-    k = np.arange(n_fft // 2 + 1)[None, :]
-    # Reduce n*k modulo n_fft in integers first: the angle stays exact for long windows.
-    angle = 2.0 * np.pi * ((n * k) % n_fft) / n_fft
-    window = hann_periodic(win_length)[:, None]
-    return np.concatenate([window * np.cos(angle), -window * np.sin(angle)], axis=1)
-
-
-def hz_to_mel(hz):
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def mel_to_hz(mel):
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float,
-                   norm: str = "slaney") -> np.ndarray:
-    """(n_bins, n_mels) triangles linear in Hz, corners equally spaced on the HTK mel scale."""
-    bin_hz = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    corners = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
-    lower, centre, upper = corners[:-2], corners[1:-1], corners[2:]
-    rising = (bin_hz[:, None] - lower) / (centre - lower)
-    falling = (upper - bin_hz[:, None]) / (upper - centre)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    if norm == "slaney":
-        weights *= 2.0 / (upper - lower)
-    empty = np.flatnonzero(weights.sum(axis=0) == 0)
-    if empty.size:
-        raise SpecError(f"mel bands {empty.tolist()} contain no DFT bin: use fewer mels, a larger n_fft "
-                        "or a higher f_min")
-    return weights
+from hear_dual.dsp import mel_filterbank, windowed_dft_matrix
+from hear_dual.spec import Spec
 
 
 @lru_cache(maxsize=8)
@@ -65,7 +25,8 @@ def _frontend_constants(spec_json: str) -> dict[str, np.ndarray]:
         return {}       # waveform frames multiply by nothing fixed: their only numbers are in the spec
     fe = spec.frontend
     dft = windowed_dft_matrix(fe["win_length"], fe["n_fft"])
-    mel = mel_filterbank(spec.sample_rate, fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
+    mel = mel_filterbank(spec.sample_rate, fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"],
+                         fe["mel_scale"])
     dtype = np.dtype(fe["precision"])
     constants = {"frontend.dft": dft.astype(dtype), "frontend.mel": mel.astype(dtype)}
     for array in constants.values():
@@ -119,7 +80,7 @@ def num_timestamps(spec: Spec, n_samples: int, hop: int | None = None) -> int:
     hop = hop or spec.hop_samples
     if n_samples <= 0:
         return 0
-    if spec.is_framed:
+    if spec.is_framed or spec.is_patched:
         return (n_samples + spec.pad_right - spec.pad_left) // hop + 1
     return (n_samples - 1) // hop + 1
 
@@ -143,14 +104,20 @@ CHUNK_ACTIVATION_FLOATS = 64 * 2**20     # waveform family: the widest activatio
 
 def auto_chunk_timestamps(spec: Spec, n_sounds: int, hop: int | None = None) -> int:
     """Timestamps per sound per chunk: about 2 minutes of audio across the batch, at most 30 s per sound,
-    at least 1 s; for waveform frames also at most CHUNK_ACTIVATION_FLOATS in a layer's output. Bounds memory
+    at least 1 s; for the framed families also at most CHUNK_ACTIVATION_FLOATS in a layer's output. Bounds memory
     for any batch and length; results do not depend on it (chunking is exact)."""
     per_second = spec.sample_rate / (hop or spec.hop_samples)
     per_sound = CHUNK_SECONDS_PER_BATCH * per_second / max(1, n_sounds)
     chunk = int(min(MAX_CHUNK_SECONDS_PER_SOUND * per_second, max(per_second, per_sound)))
-    if spec.is_framed:
-        chunk = min(chunk, CHUNK_ACTIVATION_FLOATS // (max(1, n_sounds) * spec.frame_activation_floats))
+    if spec.is_framed or spec.is_patched:
+        chunk = min(chunk, units_per_chunk(spec, n_sounds))
     return max(1, chunk)
+
+
+def units_per_chunk(spec: Spec, n_sounds: int) -> int:
+    """Units (frames, patches) of every sound that one chunk may hold: a layer's output stays under
+    CHUNK_ACTIVATION_FLOATS, however wide the model."""
+    return max(1, CHUNK_ACTIVATION_FLOATS // (max(1, n_sounds) * spec.frame_activation_floats))
 
 
 @dataclass(frozen=True)
@@ -202,3 +169,66 @@ def frame_groups(spec: Spec, n_samples: int, n_sounds: int, hop: int) -> list[li
     chunks = chunk_plan(spec, n_samples, 1, hop)
     size = auto_chunk_timestamps(spec, n_sounds, hop)
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
+
+
+# --- the log-mel patch family (SPEC section 5, "Patches") -------------------------------------------------------
+
+def frame_span(spec: Spec, first: int, stop: int, n_samples: int) -> Chunk:
+    """The audio of log-mel frames first .. stop - 1 (any integers: frames before 0 or after the clip read zeros):
+    frame j is centred on clip sample j * hop_length, as librosa's centred frames are. Outputs are left unset."""
+    fe = spec.frontend
+    begin = first * fe["hop_length"] - fe["win_length"] // 2
+    end = (stop - 1) * fe["hop_length"] + fe["win_length"] // 2
+    if end <= 0 or begin >= n_samples:      # nothing of the clip: all zeros
+        return Chunk(0, 0, 0, 0, pad_left=end - begin, pad_right=0)
+    src_start, src_stop = max(begin, 0), min(end, n_samples)
+    return Chunk(0, 0, src_start, src_stop, pad_left=src_start - begin, pad_right=end - src_stop)
+
+
+def num_tiles(spec: Spec, n_samples: int) -> int:
+    """Patches that tile the clip from frame 0, the last one zero-padded: ceil(frames / patch_frames)."""
+    frames = num_timestamps(spec, n_samples, spec.frontend["hop_length"])
+    return -(-frames // spec.frontend["patch_frames"])
+
+
+def tile_groups(spec: Spec, n_samples: int, n_sounds: int, size: int | None = None) -> list[list[Chunk]]:
+    """The tiled patches of a clip, each a one-patch chunk (patch t = frames [P t, P t + P)), in groups of `size`
+    (default: what fits the chunk budget). Outputs count the encoder's outputs per patch: P for a per-frame spec,
+    1 otherwise."""
+    frames, per_tile = spec.frontend["patch_frames"], spec.frontend["patch_frames"] if spec.per_frame else 1
+    chunks = []
+    for t in range(num_tiles(spec, n_samples)):
+        span = frame_span(spec, t * frames, (t + 1) * frames, n_samples)
+        chunks.append(Chunk(t * per_tile, (t + 1) * per_tile, span.src_start, span.src_stop, span.pad_left,
+                            span.pad_right))
+    size = min(size or units_per_chunk(spec, n_sounds), units_per_chunk(spec, n_sounds))
+    return [chunks[i : i + size] for i in range(0, len(chunks), size)]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a backend embeds a batch: `steps` in order, each a Chunk (one padded slice of the clips, several outputs)
+    or a list of Chunks (units run as rows of one batch); `n_outputs` embeddings per sound in all, of which the
+    first `n_timestamps` are timestamp embeddings; scenes pool groups of `tile` consecutive outputs (SPEC 6)."""
+    steps: list
+    n_outputs: int
+    n_timestamps: int
+    tile: int
+
+
+def embedding_plan(spec: Spec, n_samples: int, n_sounds: int, scene: bool = False,
+                   chunk_timestamps: int | None = None) -> Plan:
+    """The one plan every backend follows for timestamp embeddings (scene=False) or the embeddings a scene pools
+    (scene=True): chunks of the padded clip where outputs share their input, rows where each output has its own
+    unit (a waveform spec's scene hop, the tiled patches of the patch family)."""
+    if spec.is_patched and (scene or spec.per_frame):
+        groups = tile_groups(spec, n_samples, n_sounds, chunk_timestamps)
+        n_outputs = groups[-1][-1].out_stop if groups else 0
+        per_tile = spec.frontend["patch_frames"] if spec.per_frame else 1
+        return Plan(groups, n_outputs, num_timestamps(spec, n_samples) if not scene else n_outputs, per_tile)
+    hop = spec.scene_hop_samples if scene else spec.hop_samples
+    n_out = num_timestamps(spec, n_samples, hop)
+    if hop != spec.hop_samples:
+        return Plan(frame_groups(spec, n_samples, n_sounds, hop), n_out, n_out, max(1, n_out))
+    size = chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
+    return Plan(chunk_plan(spec, n_samples, size, hop), n_out, n_out, max(1, n_out))

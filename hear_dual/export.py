@@ -1,31 +1,31 @@
-"""Write hear-dual checkpoints: the torch inference graph exported with torch.onnx, spec in metadata.
-
-Export always runs in its own process (`python -m hear_dual.export ...`): torch.onnx.export can abort
-in a process that has imported TensorFlow. `write_checkpoint` does that for callers.
+"""Write hear-dual checkpoints: the ONNX graph of hear_dual.onnx_graph, built from a spec and numpy parameters
+with the onnx package alone (no framework, no exporter), the spec in its metadata.
 
     python -m hear_dual.export --variant hear-dual-base --seed 0 --out hear_dual/checkpoints/hear-dual-base-seeded.onnx
     python -m hear_dual.export --variant hear-dual-compact --seed 0 \
         --out hear_dual/checkpoints/hear-dual-compact-seeded.onnx     # when hear-dual-compact was its 1.0 stream
         # architecture (training/specs/hear-dual-compact-stream.json), which that file still embeds
     python -m hear_dual.export --spec my-spec.json --params weights.npz --out my-model.onnx
+
+Before writing, the graph must pass onnx.checker and, where onnxruntime is installed, agree with the float64
+reference on a probe chunk within the spec's tolerance; after writing, the reader must accept the file. Checkpoints
+written before this writer existed (torch.onnx exports) keep their bytes and load as before: every backend rebuilds
+the model from the spec and the weights, never from the stored graph's nodes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import subprocess
-import sys
-import tempfile
 
 import numpy as np
 
-from hear_dual.audio import chunk_plan, padded_input_length
+from hear_dual.audio import embedding_plan, frontend_constants, padded_input_length
 from hear_dual.checkpoint import (
     FORMAT_VERSION,
     GRAPH_INPUT,
-    GRAPH_OUTPUT,
     META_FORMAT,
     META_PROVENANCE,
     META_SPEC,
@@ -34,9 +34,7 @@ from hear_dual.checkpoint import (
     read_checkpoint,
 )
 from hear_dual.signals import SIGNAL_KINDS, make_signal
-from hear_dual.spec import CONV_OPS, Spec
-
-ONNX_OPSET = 18
+from hear_dual.spec import CONV_OPS, Spec, weight_shape
 
 
 def seeded_parameters(spec: Spec, seed: int) -> dict[str, np.ndarray]:
@@ -45,10 +43,9 @@ def seeded_parameters(spec: Spec, seed: int) -> dict[str, np.ndarray]:
     params = {}
     for layer in spec.layers:
         if layer.op in CONV_OPS:
-            fan_in = layer.in_channels * layer.kernel_size
-            params[f"{layer.name}.weight"] = rng.normal(0, np.sqrt(2.0 / fan_in),
-                                                        (layer.out_channels, layer.in_channels, layer.kernel_size))
-            params[f"{layer.name}.bias"] = rng.normal(0, 0.05, layer.out_channels)
+            shape = weight_shape(layer)
+            params[f"{layer.name}.weight"] = rng.normal(0, np.sqrt(2.0 / math.prod(shape[1:])), shape)
+            params[f"{layer.name}.bias"] = rng.normal(0, 0.05, shape[0])
         elif layer.op == "batchnorm":
             params[f"{layer.name}.weight"] = rng.uniform(0.7, 1.3, layer.channels)
             params[f"{layer.name}.bias"] = rng.normal(0, 0.1, layer.channels)
@@ -65,108 +62,96 @@ def calibration_audio(spec: Spec, seconds: float = 2.0, seed: int = 1234) -> np.
     return np.stack(clips).astype(np.float32)
 
 
-def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str, np.ndarray]:
-    """Set each batchnorm's running statistics to those of its actual input, as training would."""
-    import torch
-    import torch.nn.functional as F
+def padded_steps(spec: Spec, audio: np.ndarray) -> list[np.ndarray]:
+    """The padded inputs a backend's model sees for `audio` (timestamp embeddings, chunks as long as they go)."""
+    plan = embedding_plan(spec, audio.shape[1], audio.shape[0], chunk_timestamps=10**9)
+    steps = []
+    for step in plan.steps:
+        units = step if isinstance(step, list) else [step]
+        steps.append(np.concatenate([np.pad(audio[:, c.src_start : c.src_stop], ((0, 0), (c.pad_left, c.pad_right)))
+                                     for c in units]))
+    return steps
 
-    from hear_dual.torch_impl.model import BatchNorm, HearDualModel
+
+def calibrate_batchnorm(spec: Spec, params: dict, audio: np.ndarray) -> dict[str, np.ndarray]:
+    """Set each batchnorm's running statistics to those of its actual input, as training would (float64 reference,
+    in layer order, so each batchnorm sees the already calibrated ones before it)."""
+    import hear_dual.reference as reference
 
     params = dict(params)
-    model = HearDualModel(spec).load_parameters(params)
-    chunk, = chunk_plan(spec, audio.shape[1], chunk_timestamps=10**9)
-    with torch.inference_mode():
-        source = torch.from_numpy(np.ascontiguousarray(audio[:, chunk.src_start : chunk.src_stop]))
-        x = model.frontend(F.pad(source, (chunk.pad_left, chunk.pad_right)))
+    model = reference.ReferenceModel(spec, params, frontend_constants(spec))
 
-        def calibrate(name: str, x: torch.Tensor) -> None:
-            if isinstance(layer := getattr(model, name), BatchNorm):
-                x64 = x.double()
-                mean, var = x64.mean(dim=(0, 2)), x64.var(dim=(0, 2))
-                params[f"{name}.running_mean"] = mean.float().numpy()
-                params[f"{name}.running_var"] = var.float().numpy()
-                layer.running_mean.copy_(mean.float())
-                layer.running_var.copy_(var.float())
+    def calibrate(layer, x: np.ndarray) -> None:
+        if layer.op == "batchnorm":
+            axes = (0, *range(2, x.ndim))        # every axis but the channels
+            params[f"{layer.name}.running_mean"] = x.mean(axis=axes).astype(np.float32)
+            params[f"{layer.name}.running_var"] = x.var(axis=axes, ddof=1).astype(np.float32)
 
-        model.run_encoder(x, before_layer=calibrate)
+    x = np.concatenate([reference.frontend(padded, model) for padded in padded_steps(spec, audio)])
+    reference.run_encoder(x, model, before_layer=calibrate)
     return params
 
 
-def export_onnx(spec: Spec, params: dict, out_path: str, provenance: dict | None = None) -> None:
-    """Export in this process (callers that may have imported TensorFlow use write_checkpoint)."""
+def build_checkpoint(spec: Spec, params: dict, provenance: dict | None = None):
+    """The checkpoint as an onnx.ModelProto: the graph, every parameter under its spec name, the metadata."""
     import onnx
-    import onnxruntime as ort
-    import torch
-    from onnx import numpy_helper
 
-    from hear_dual.torch_impl.model import HearDualModel
+    from hear_dual.onnx_graph import build_graph
 
-    model = HearDualModel(spec).load_parameters(params)
-    hop = spec.frontend["hop_length"]
-    example = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (2, padded_input_length(spec, 12)))
-                               .astype(np.float32))
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    if spec.is_framed:     # any chunk of at least one frame: samples = hop * (frames - 1) + frame_length
-        dynamic_shapes = ({0: batch, 1: torch.export.Dim("samples", min=padded_input_length(spec, 1), max=10**8)},)
-    else:                  # whole blocks of hop_length, so framing is a reshape
-        blocks = torch.export.Dim("blocks", min=padded_input_length(spec, 1) // hop, max=10**7)
-        dynamic_shapes = ({0: batch, 1: hop * blocks},)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw_path = os.path.join(tmp, "raw.onnx")
-        torch.onnx.export(model, (example,), raw_path, dynamo=True, optimize=False, external_data=False,
-                          input_names=[GRAPH_INPUT], output_names=[GRAPH_OUTPUT], opset_version=ONNX_OPSET,
-                          dynamic_shapes=dynamic_shapes)
-        graph = onnx.load(raw_path)
-
-    # The exporter must keep every tensor, unchanged, under its spec name: verify rather than trust.
-    exported = {init.name: numpy_helper.to_array(init) for init in graph.graph.initializer}
-    expected = {name: t.detach().numpy() for name, t in model.state_dict().items()}
-    wrong = [name for name in expected if name not in exported or not np.array_equal(exported[name], expected[name])]
+    missing = sorted(set(spec.parameter_shapes) - set(params))
+    extra = sorted(set(params) - set(spec.parameter_shapes))
+    if missing or extra:
+        raise ValueError(f"parameters do not fit {spec.name}: missing {missing}, unexpected {extra}")
+    params = {name: np.ascontiguousarray(params[name], dtype=np.float32) for name in spec.parameter_shapes}
+    wrong = {n: (params[n].shape, shape) for n, shape in spec.parameter_shapes.items() if params[n].shape != shape}
     if wrong:
-        raise RuntimeError(f"torch.onnx.export renamed or altered tensors {wrong}")
-
-    del graph.metadata_props[:]
+        raise ValueError(f"parameters do not fit {spec.name}: shapes (got, expected) {wrong}")
+    model = build_graph(spec, params, frontend_constants(spec))
     meta = {META_FORMAT: FORMAT_VERSION, META_SPEC: spec.to_json(), META_SPEC_VERSION: spec.version,
             META_SPEC_SHA256: spec.sha256}
     if provenance is not None:
         meta[META_PROVENANCE] = json.dumps(provenance, sort_keys=True)
     for key, value in meta.items():
-        graph.metadata_props.add(key=key, value=value)
-    graph.producer_name, graph.doc_string = "hear-dual", f"{spec.name}: {spec.raw.get('description', '')}"
-    onnx.checker.check_model(graph, full_check=True)
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model, full_check=True)
+    return model
 
-    # Always load what was exported in onnxruntime before trusting it.
-    probe = np.random.default_rng(1).uniform(-1, 1, (3, padded_input_length(spec, 37))).astype(np.float32)
-    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+
+def verify_with_onnxruntime(model, spec: Spec, params: dict) -> float | None:
+    """max |onnxruntime - float64 reference| / max(1, max |reference|) on a probe chunk; raises past the spec's
+    tolerance. None (nothing run) where onnxruntime is not installed: the graph was still checked by onnx."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+
+    import hear_dual.reference as reference
+
+    n_units = 1 if spec.is_patched and spec.per_frame else 5
+    probe = np.random.default_rng(1).uniform(-1, 1, (2, padded_input_length(spec, n_units))).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(None, {GRAPH_INPUT: probe})[0]
-    with torch.inference_mode():
-        want = model(torch.from_numpy(probe)).numpy()
-    scale = max(1.0, float(np.abs(want).max()))
-    if got.shape != want.shape or np.abs(got - want).max() > spec.tolerance * scale:
-        raise RuntimeError(f"onnxruntime disagrees with torch on the exported graph: shapes {got.shape} vs "
-                           f"{want.shape}, max diff {np.abs(got - want).max() if got.shape == want.shape else 'n/a'}")
+    want = reference.encode(probe, reference.ReferenceModel(spec, params, frontend_constants(spec)))
+    if got.shape != want.shape:
+        raise RuntimeError(f"the ONNX graph gives shape {got.shape} on a probe chunk, the reference {want.shape}")
+    deviation = float(np.abs(got - want).max() / max(1.0, np.abs(want).max()))
+    if deviation > spec.tolerance:
+        raise RuntimeError(f"the ONNX graph is {deviation:.3g} from the float64 reference (tolerance {spec.tolerance})")
+    return deviation
 
+
+def write_checkpoint(spec: Spec, params: dict, out_path, provenance: dict | None = None) -> str:
+    """Write (spec, canonical-layout params) as a verified checkpoint at out_path (atomically); returns the path."""
+    import onnx
+
+    model = build_checkpoint(spec, params, provenance)
+    verify_with_onnxruntime(model, spec, {name: np.asarray(p, np.float32) for name, p in params.items()})
+    out_path = os.fspath(out_path)
     tmp_out = f"{out_path}.tmp{os.getpid()}"
-    onnx.save(graph, tmp_out)
+    onnx.save(model, tmp_out)
     os.replace(tmp_out, out_path)
     read_checkpoint(out_path)  # the reader must accept what the writer wrote
-
-
-def write_checkpoint(spec: Spec, params: dict, out_path: str, provenance: dict | None = None) -> str:
-    """Export (spec, canonical-layout params) to a checkpoint, in a fresh process."""
-    with tempfile.TemporaryDirectory() as tmp:
-        spec_path, params_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "params.npz")
-        with open(spec_path, "w") as f:
-            f.write(spec.to_json())
-        np.savez(params_path, **{k: np.asarray(v, np.float32) for k, v in params.items()})
-        command = [sys.executable, "-m", "hear_dual.export", "--spec", spec_path, "--params", params_path,
-                   "--out", os.fspath(out_path)]
-        if provenance is not None:
-            command += ["--provenance", json.dumps(provenance)]
-        run = subprocess.run(command, capture_output=True, text=True)
-    if run.returncode:
-        raise RuntimeError(f"checkpoint export failed (exit {run.returncode}):\n{run.stderr[-4000:]}")
-    return os.fspath(out_path)
+    return out_path
 
 
 def main(argv=None) -> None:
@@ -183,8 +168,7 @@ def main(argv=None) -> None:
 
     if args.variant:
         spec = Spec.builtin(args.variant)
-        params = seeded_parameters(spec, args.seed)
-        params = calibrate_batchnorm(spec, params, calibration_audio(spec))
+        params = calibrate_batchnorm(spec, seeded_parameters(spec, args.seed), calibration_audio(spec))
     else:
         if not args.params:
             parser.error("--spec needs --params")
@@ -192,7 +176,7 @@ def main(argv=None) -> None:
             spec = Spec.from_json(f.read())
         with np.load(args.params, allow_pickle=False) as npz:
             params = {name: npz[name] for name in npz.files}
-    export_onnx(spec, params, args.out, json.loads(args.provenance) if args.provenance else None)
+    write_checkpoint(spec, params, args.out, json.loads(args.provenance) if args.provenance else None)
     print(f"wrote {args.out}")
 
 

@@ -55,6 +55,9 @@ CHECKPOINT_CASES = {
     # holds the shortest input, near-silence, a DC offset (the per-frame normalisation's hard case) and speech.
     "crepe-tiny": ("silence-400", "pink_noise-400", "near_silence-1s", "chirp-2.74s", "sine_near_nyquist-0.5s",
                    "dc_offset-0.5s", "fsdd-0_jackson_0", "fsdd-7_lucas_31"),
+    # 753 values every 16 ms: the shortest input, near-silence, a tone near Nyquist, a DC offset and speech.
+    "musicnn-mtt": ("silence-400", "pink_noise-400", "near_silence-1s", "sine_near_nyquist-0.5s", "dc_offset-0.5s",
+                    "fsdd-4_george_12"),
 }
 CHUNKED = 7    # timestamps per chunk in the chunked run: every case longer than 0.28 s spans several chunks
 

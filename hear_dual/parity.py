@@ -68,10 +68,10 @@ BATCHES = (1, 3, 16)
 
 def scene_of(module, audio, model, embeddings):
     """`module`'s scene embeddings of `audio`, given its timestamp embeddings of it: pooled from those where the
-    spec's scene hop is the timestamp hop (no second pass), else embedded at the scene hop (SPEC section 6).
+    scene pools the timestamp embeddings (no second pass), else its own pass (a scene hop, tiled patches; SPEC 6).
     `module` is any hear-dual backend module, or hear_dual.reference."""
     spec = model.spec
-    if spec.scene_hop_samples == spec.hop_samples:
+    if spec.scene_from_timestamps:
         return module.pool_scene(embeddings, spec.scene_pooling)
     return module.get_scene_embeddings(audio, model)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -21,7 +22,7 @@ import sys
 
 import numpy as np
 
-SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tiny")
+SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tiny", "musicnn-mtt")
 BACKENDS = ("torch", "tf", "onnx")
 MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
 PARITY_MARGIN = 2.0           # torch vs TF must stay within tolerance / PARITY_MARGIN in every personality
@@ -147,12 +148,22 @@ def load_backend(name: str, path: str, threads: int | None = None):
 CONV_CASES = [(4, 3000, 384, 384, 3, 1, 1), (1, 12, 384, 384, 3, 1, 2), (1, 40, 128, 256, 3, 2, 1)]
 
 
-def conv_case(batch: int, frames: int, in_channels: int, out_channels: int, kernel_size: int, seed: int = 0):
-    """Post-GELU-like inputs (mostly positive, so rounding does not cancel) and He-normal weights, float32."""
+# (batch, time, freq, in, out, kernel, stride, padding): musicnn's widest timbral and longest temporal filters (one
+# input channel: every tap in one matmul) and a VGG block (one matmul per tap).
+CONV2D_CASES = [(4, 187, 96, 1, 204, (7, 38), (1, 1), ((3, 3), (0, 0))),
+                (4, 187, 96, 1, 51, (128, 1), (1, 1), ((63, 64), (0, 0))),
+                (2, 92, 48, 128, 128, (3, 3), (1, 1), ((1, 1), (1, 1)))]
+
+
+def conv_case(batch: int, frames: int, in_channels: int, out_channels: int, kernel_size, seed: int = 0,
+              freq: int | None = None):
+    """Post-GELU-like inputs (mostly positive, so rounding does not cancel) and He-normal weights, float32: a time
+    series and a conv1d kernel, or with `freq` a map and a conv2d kernel ((time, freq) kernel_size)."""
     rng = np.random.default_rng(seed)
-    x = np.maximum(rng.standard_normal((batch, in_channels, frames)), -0.17).astype(np.float32)
-    w = rng.standard_normal((out_channels, in_channels, kernel_size)) * np.sqrt(2.0 / (in_channels * kernel_size))
-    return x, w.astype(np.float32), rng.standard_normal(out_channels).astype(np.float32)
+    kernel = tuple(kernel_size) if freq else (kernel_size,)
+    x = np.maximum(rng.standard_normal((batch, in_channels, frames, *([freq] if freq else []))), -0.17)
+    w = rng.standard_normal((out_channels, in_channels, *kernel)) * np.sqrt(2.0 / (in_channels * math.prod(kernel)))
+    return x.astype(np.float32), w.astype(np.float32), rng.standard_normal(out_channels).astype(np.float32)
 
 
 def backend_conv1d(backend: str, x, w, b, stride: int, dilation: int) -> np.ndarray:
@@ -172,16 +183,38 @@ def backend_conv1d(backend: str, x, w, b, stride: int, dilation: int) -> np.ndar
     return np.transpose(layer(tf.constant(np.transpose(x, (0, 2, 1)))).numpy(), (0, 2, 1))
 
 
-def conv_rounding(backends) -> dict:
-    """Each native backend's worst conv1d error against the float64 reference, relative to the largest output."""
-    from hear_dual.reference import conv1d as reference_conv1d
+def backend_conv2d(backend: str, x, w, b, stride, padding) -> np.ndarray:
+    """One native backend's conv2d layer on canonical (batch, channels, time, freq) float32 arrays."""
+    if backend == "torch":
+        import torch
 
+        from hear_dual.torch_impl.model import Conv2d
+        layer = Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride, padding)
+        layer.load_state_dict({"weight": torch.from_numpy(w), "bias": torch.from_numpy(b)})
+        with torch.inference_mode():
+            return layer(torch.from_numpy(x)).numpy()
+    import tensorflow as tf
+
+    from hear_dual.tf_impl.model import Conv2d
+    layer = Conv2d("conv", {"conv.weight": w, "conv.bias": b}, stride, padding)
+    return np.moveaxis(layer(tf.constant(np.moveaxis(x, 1, -1))).numpy(), -1, 1)
+
+
+def conv_rounding(backends) -> dict:
+    """Each native backend's worst conv1d and conv2d error against the float64 reference, relative to the largest
+    output."""
+    from hear_dual.reference import conv1d as reference_conv1d
+    from hear_dual.reference import conv2d as reference_conv2d
+
+    cases = [(conv_case(batch, frames, cin, cout, k), backend_conv1d, reference_conv1d, (stride, dilation))
+             for batch, frames, cin, cout, k, stride, dilation in CONV_CASES]
+    cases += [(conv_case(batch, time, cin, cout, k, freq=freq), backend_conv2d, reference_conv2d, (stride, padding))
+              for batch, time, freq, cin, cout, k, stride, padding in CONV2D_CASES]
     worst = {}
-    for batch, frames, cin, cout, k, stride, dilation in CONV_CASES:
-        x, w, b = conv_case(batch, frames, cin, cout, k)
-        want = reference_conv1d(x.astype(np.float64), w, b, stride, dilation)
+    for (x, w, b), run, reference, args in cases:
+        want = reference(x.astype(np.float64), w, b, *args)
         for name in set(backends) & {"torch", "tf"}:
-            got = backend_conv1d(name, x, w, b, stride, dilation)
+            got = run(name, x, w, b, *args)
             worst[name] = max(worst.get(name, 0.0), float(np.abs(got - want).max() / np.abs(want).max()))
     return worst
 

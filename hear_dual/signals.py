@@ -59,3 +59,39 @@ SIGNAL_KINDS = ("silence", "near_silence", "white_noise", "pink_noise", "sine_50
 def signal_batch(kind: str, n_sounds: int, n: int, sr: int, seed: int = 0) -> np.ndarray:
     return np.stack([make_signal(kind, n, sr, seed + i) for i in range(n_sounds)]) if n_sounds else \
         np.zeros((0, n), np.float32)
+
+
+MUSIC_KINDS = ("chords", "drums")
+
+
+def music_clip(kind: str, n: int, sr: int, seed: int = 0) -> np.ndarray:
+    """A few seconds of generated music, float32 in [-1, 1]: "chords" (triads of harmonic tones with attack and
+    decay, a new chord every 0.5 s) or "drums" (kick, snare and hi-hat at 120 bpm). For music models (musicnn)."""
+    rng = np.random.default_rng(seed)
+    t = _time(n, sr)
+    x = np.zeros(n)
+    if kind == "chords":
+        roots = 110.0 * 2 ** (rng.integers(0, 12, size=-(-n // (sr // 2))) / 12)
+        for i, root in enumerate(roots):
+            start = i * (sr // 2)
+            local = t[start : start + sr] - t[start]                   # each chord rings on for 1 s
+            envelope = np.minimum(local / 0.01, 1.0) * np.exp(-3.0 * local)
+            for ratio in (1.0, 1.25, 1.5):                             # a major triad, five harmonics each
+                for h in range(1, 6):
+                    x[start : start + local.size] += 0.08 / h * envelope * np.sin(2 * np.pi * root * ratio * h * local)
+    elif kind == "drums":
+        beat = sr // 2
+        for start in range(0, n, beat // 2):
+            local = t[start : start + beat] - t[start]
+            hit = (start // (beat // 2)) % 4
+            if hit in (0, 2):          # kick: a falling sine
+                pitch = 50 + 80 * np.exp(-20 * local)
+                x[start : start + local.size] += 0.9 * np.exp(-12 * local) * np.sin(2 * np.pi * pitch * local)
+            if hit in (1, 3):          # snare: a noise burst with a body
+                x[start : start + local.size] += np.exp(-18 * local) * (0.5 * rng.uniform(-1, 1, local.size)
+                                                                        + 0.3 * np.sin(2 * np.pi * 190 * local))
+            noise = rng.uniform(-1, 1, local.size)                      # hi-hat on every eighth: bright noise
+            x[start : start + local.size] += 0.2 * np.exp(-60 * local) * np.diff(noise, prepend=0.0)
+    else:
+        raise ValueError(f"unknown music kind {kind!r}; expected one of {MUSIC_KINDS}")
+    return np.clip(x, -1.0, 1.0).astype(np.float32)

@@ -17,22 +17,34 @@ from importlib import resources
 
 import jsonschema
 
-SUPPORTED_SPEC_VERSIONS = ("1.0", "1.1", "1.2")
+from hear_dual.dsp import mel_filterbank
+
+SUPPORTED_SPEC_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 BUILTIN_VARIANTS = ("hear-dual-base", "hear-dual-compact", "hear-dual-randproj", "hear-dual-crepe-tiny",
-                    "hear-dual-crepe-full")
+                    "hear-dual-crepe-full", "hear-dual-musicnn-mtt", "hear-dual-musicnn-msd", "hear-dual-vgg-mtt",
+                    "hear-dual-vgg-msd")
 # What each spec version may use (SPEC section 2): 1.0 files keep their meaning, 1.1 adds the waveform family,
-# 1.2 the skip connection of a stream encoder.
+# 1.2 the skip connection of a stream encoder, 1.3 the log-mel patch family and the 2-D graph ops.
 FRONTENDS = {"1.0": ("log_mel",), "1.1": ("log_mel", "waveform_frames")}
 FRONTENDS["1.2"] = FRONTENDS["1.1"]
+FRONTENDS["1.3"] = FRONTENDS["1.2"] + ("mel_patches",)
 OPS = {"1.0": ("conv1d", "batchnorm", "gelu"),
        "1.1": ("conv1d", "batchnorm", "gelu", "relu", "pad", "maxpool1d", "flatten")}
 OPS["1.2"] = OPS["1.1"] + ("skip_conv1d",)
-# Ops that only make sense inside a fixed-length frame: a stream encoder's only padding is chunk_plan's.
-FRAME_ONLY_OPS = ("pad", "maxpool1d", "flatten")
+OPS["1.3"] = OPS["1.2"] + ("conv2d", "maxpool2d", "reduce", "concat", "add", "dense")
+# The families whose encoder sees one fixed-length unit at a time (a waveform frame, a log-mel patch): only there
+# may an encoder pad, pool, flatten, or read any earlier point (a graph), since its shapes are known in advance.
+FRAMED_FAMILIES = ("waveform_frames", "mel_patches")
+FRAME_ONLY_OPS = ("pad", "maxpool1d", "flatten", "conv2d", "maxpool2d", "reduce", "concat", "add", "dense")
 # And one that only makes sense in a stream: it aligns an earlier point of the stream to the current one.
 STREAM_ONLY_OPS = ("skip_conv1d",)
-# Ops with a kernel: parameters <name>.weight (out, in, kernel) and <name>.bias (out).
-CONV_OPS = ("conv1d", "skip_conv1d")
+# Ops that read several points of the graph (field "inputs"); every other op reads one ("input", default the
+# previous layer's output), except skip_conv1d, which reads the previous output and its "source".
+MULTI_INPUT_OPS = ("concat", "add")
+# Ops with parameters <name>.weight (shape: weight_shape) and <name>.bias (out,).
+CONV_OPS = ("conv1d", "skip_conv1d", "conv2d", "dense")
+# The mel scales (SPEC section 3.1): 1.3 adds Slaney's (librosa's default), which 1.0 to 1.2 may not use.
+MEL_SCALES = {"1.0": ("htk",), "1.1": ("htk",), "1.2": ("htk",), "1.3": ("htk", "slaney")}
 
 
 class SpecError(ValueError):
@@ -121,11 +133,29 @@ class Spec:
     def sha256(self) -> str:
         return spec_sha256(self.raw)
 
-    # --- derived geometry (all in integers; see SPEC.md, "Framing, padding and timestamps") ---
+    # --- the family: how audio becomes the encoder's input, and what one output is ---
     @property
     def is_framed(self) -> bool:
         """True for the waveform-frames family: the encoder maps each frame, alone, to one embedding."""
         return self.frontend_type == "waveform_frames"
+
+    @property
+    def is_patched(self) -> bool:
+        """True for the log-mel patch family (1.3): the encoder maps each patch of log-mel frames, alone, to an
+        embedding per frame (per_frame) or one for the whole patch."""
+        return self.frontend_type == "mel_patches"
+
+    @property
+    def per_frame(self) -> bool:
+        """Patch family: the encoder keeps the patch's time axis, so every log-mel frame gets an embedding and
+        patches tile the clip; otherwise each patch is centred on its own timestamp (SPEC section 5)."""
+        return self.is_patched and len(self.output_shape) == 2
+
+    @property
+    def scene_from_timestamps(self) -> bool:
+        """True where the scene pools the timestamp embeddings themselves (SPEC section 6): not for a waveform spec
+        with a scene hop of its own, nor for the patch family, whose scene pools whole patches."""
+        return not self.is_patched and self.scene_hop_samples == self.hop_samples
 
     @property
     def n_bins(self) -> int:
@@ -133,9 +163,12 @@ class Spec:
 
     @property
     def total_stride(self) -> int:
-        """Frames between timestamps of a log-mel encoder (1 for the waveform family: one frame, one embedding)."""
+        """Frames between timestamps: a log-mel encoder's conv1d strides; 1 for waveform frames (one frame, one
+        embedding); a patch spec's patch_hop, or 1 where every frame has its embedding."""
         if self.is_framed:
             return 1
+        if self.is_patched:
+            return 1 if self.per_frame else self.frontend["patch_hop"]
         return math.prod(layer.stride for layer in self.layers if layer.op == "conv1d")
 
     @property
@@ -150,54 +183,87 @@ class Spec:
     @cached_property
     def skip_crops(self) -> dict[str, int]:
         """skip_conv1d layer name -> frames of its source skipped before its first window (SPEC section 4)."""
-        return {} if self.is_framed else _skip_crops(self.raw["encoder"])
+        return {} if self.is_framed or self.is_patched else _skip_crops(self.raw["encoder"])
+
+    @cached_property
+    def layer_inputs(self) -> dict[str, tuple[str, ...]]:
+        """Layer name -> the points it reads, in order: "frontend" or earlier layers' names (SPEC section 2,
+        rule 7b). One mechanism for every op: a skip_conv1d reads the previous output and its source."""
+        return _layer_inputs(self.raw["encoder"])
+
+    @cached_property
+    def kept_points(self) -> dict[str, str]:
+        """Point -> the last layer that reads it, for every point some layer reads other than the one right
+        after it: the only outputs a backend must keep while it walks the encoder."""
+        return _kept_points(self.raw["encoder"])
 
     @property
     def receptive_field_frames(self) -> int:
-        return 1 if self.is_framed else _receptive_field_frames(self.raw["encoder"])
+        return 1 if self.is_framed or self.is_patched else _receptive_field_frames(self.raw["encoder"])
+
+    @property
+    def unit_samples(self) -> int:
+        """Samples one encoder unit reads: a waveform frame, or a patch of log-mel frames with their windows."""
+        fe = self.frontend
+        if self.is_framed:
+            return fe["frame_length"]
+        return fe["hop_length"] * (fe["patch_frames"] - 1) + fe["win_length"]
 
     @property
     def receptive_field_samples(self) -> int:
-        if self.is_framed:
-            return self.frontend["frame_length"]
+        if self.is_framed or self.is_patched:
+            return self.unit_samples
         return self.frontend["hop_length"] * (self.receptive_field_frames - 1) + self.frontend["win_length"]
 
     @property
     def pad_left(self) -> int:
-        """Zeros before sample 0 so that output k is centred on sample k * hop_samples."""
+        """Zeros before sample 0 so that output k is centred on sample k * hop_samples (the patch family: the
+        unit of output k, or for per-frame specs the frame of output k)."""
         if self.is_framed:
             return self.frontend["pad_left"]
+        if self.is_patched:
+            return self.frontend["win_length"] // 2 if self.per_frame else self.unit_samples // 2
         return (self.frontend["hop_length"] * (self.receptive_field_frames - 1) + self.frontend["win_length"]) // 2
 
     @property
     def pad_right(self) -> int | None:
-        """Zeros after the clip that the last frame may read (waveform family); None: as many as needed."""
-        return self.frontend["pad_right"] if self.is_framed else None
+        """Zeros after the clip that the last unit may read (framed families); None: as many as needed."""
+        if self.is_framed:
+            return self.frontend["pad_right"]
+        return self.pad_left if self.is_patched else None
 
     @cached_property
-    def frame_shapes(self) -> list[tuple[int, int]]:
-        """Waveform family: (channels, length) of one frame after the frontend and after each layer."""
-        return _frame_shapes(self.raw)
+    def frame_shapes(self) -> list[tuple[int, ...]]:
+        """Framed families: the shape of one unit after the frontend and after each layer, without the batch:
+        (channels, length) for a waveform frame or a time series, (channels, time, freq) for a map, (features,)
+        after flatten, reduce over time or dense."""
+        return [shape for _, shape in _unit_shapes(self.raw)]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.frame_shapes[-1]
 
     @property
     def frame_activation_floats(self) -> int:
-        """Waveform family: the largest float32 activation of one frame, counting the taps gathered for an
-        in_channels = 1 conv. hear_dual.audio sizes chunks by it, so memory stays bounded for any model."""
-        sizes = [c * t for c, t in self.frame_shapes]
-        for layer, (_, t_out) in zip(self.layers, self.frame_shapes[1:]):
-            if layer.op == "conv1d" and layer.in_channels == 1:
-                sizes.append(layer.kernel_size * t_out)
+        """Framed families: the largest float32 activation of one unit, counting the taps gathered for an
+        in_channels = 1 convolution. hear_dual.audio sizes chunks by it, so memory stays bounded for any model."""
+        shapes = dict(_unit_shapes(self.raw))
+        sizes = [math.prod(s) for s in shapes.values()]
+        for layer in self.layers:
+            if layer.op in ("conv1d", "conv2d") and layer.in_channels == 1:
+                sizes.append(math.prod(_as_tuple(layer.kernel_size)) * math.prod(shapes[layer.name][1:]))
         return max(sizes)
 
     # --- parameters ---
     @cached_property
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Canonical (ONNX / torch) layouts: conv1d weight is (out, in, kernel) = OIW."""
+        """Canonical (ONNX / torch) layouts: conv1d weight (out, in, kernel) = OIW, conv2d (out, in, time, freq) =
+        OIHW, dense (out, in)."""
         shapes = {}
         for layer in self.layers:
             if layer.op in CONV_OPS:
-                shapes[f"{layer.name}.weight"] = (layer.out_channels, layer.in_channels, layer.kernel_size)
-                shapes[f"{layer.name}.bias"] = (layer.out_channels,)
+                shapes[f"{layer.name}.weight"] = weight_shape(layer)
+                shapes[f"{layer.name}.bias"] = (weight_shape(layer)[0],)
             elif layer.op == "batchnorm":
                 for p in ("weight", "bias", "running_mean", "running_var"):
                     shapes[f"{layer.name}.{p}"] = (layer.channels,)
@@ -214,19 +280,14 @@ class Spec:
         frames = self.sample_rate / fe["hop_length"]
         if self.is_framed:
             flops = frames * 6 * fe["frame_length"]                      # mean, centre, square-sum, divide
-            for layer, (c_in, t_in), (c_out, t_out) in zip(self.layers, self.frame_shapes, self.frame_shapes[1:]):
-                # pad and flatten move data only; a max over k values is counted as k - 1 comparisons.
-                per_element = {"batchnorm": 2, "gelu": 8, "relu": 1}.get(layer.op, 0)
-                flops += frames * per_element * c_in * t_in
-                if layer.op == "conv1d":
-                    flops += frames * 2 * t_out * layer.kernel_size * c_in * c_out
-                elif layer.op == "maxpool1d":
-                    flops += frames * (layer.kernel_size - 1) * c_out * t_out
-            return flops
+            return flops + frames * _unit_flops(self.raw)
         flops = frames * 2 * fe["win_length"] * 2 * self.n_bins      # windowed DFT (cos and sin)
         flops += frames * 3 * self.n_bins                            # re^2 + im^2
         flops += frames * 2 * self.n_bins * fe["n_mels"]             # mel filterbank
-        flops += frames * 2 * fe["n_mels"]                           # log(x + offset)
+        flops += frames * 2 * fe["n_mels"]                           # log(x + offset), log10(scale x + offset)
+        if self.is_patched:         # every frame is computed once; units per second: tiled patches or timestamps
+            units = frames / (fe["patch_frames"] if self.per_frame else fe["patch_hop"])
+            return flops + units * _unit_flops(self.raw)
         rate, channels = frames, fe["n_mels"]
         for layer in self.layers:
             if layer.op == "conv1d":
@@ -267,6 +328,17 @@ class Spec:
         }
 
 
+def _as_tuple(value) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def weight_shape(layer) -> tuple[int, ...]:
+    """Canonical shape of a CONV_OPS layer's weight: (out, in, *kernel) for convolutions, (out, in) for dense."""
+    if layer.op == "dense":
+        return (layer.out_features, layer.in_features)
+    return (layer.out_channels, layer.in_channels, *_as_tuple(layer.kernel_size))
+
+
 def _validate(raw: dict) -> None:
     if not isinstance(raw, dict):
         raise SpecError(f"spec must be a JSON object, got {type(raw).__name__}")
@@ -282,26 +354,43 @@ def _validate(raw: dict) -> None:
     fe = raw["frontend"]
     frontend_type = fe.get("type", "log_mel")
     if frontend_type not in FRONTENDS[version]:
-        raise SpecError(f"frontend.type {frontend_type!r} needs spec_version 1.1 (this spec is {version!r})")
+        first = next(v for v in SUPPORTED_SPEC_VERSIONS if frontend_type in FRONTENDS[v])
+        raise SpecError(f"frontend.type {frontend_type!r} needs spec_version {first} (this spec is {version!r})")
+    if "mel_scale" in fe and fe["mel_scale"] not in MEL_SCALES[version]:
+        raise SpecError(f"frontend.mel_scale {fe['mel_scale']!r} needs spec_version 1.3 (this spec is {version!r})")
     if "scene_hop_length" in raw["embedding"] and frontend_type != "waveform_frames":
         raise SpecError("embedding.scene_hop_length needs the waveform_frames frontend: a log-mel encoder's "
-                        "hop is fixed by its strides")
-    names = set()
+                        "hop is fixed by its strides, a patch spec's scene pools whole patches")
+    framed = frontend_type in FRAMED_FAMILIES
+
+    def since(first: str) -> bool:
+        return SUPPORTED_SPEC_VERSIONS.index(version) >= SUPPORTED_SPEC_VERSIONS.index(first)
+
+    names = {"frontend"}
     for i, layer in enumerate(raw["encoder"]):
         where = f"encoder/{i} ({layer['name']})"
         if layer["name"] in names:
             raise SpecError(f"{where}: duplicate layer name")
-        names.add(layer["name"])
         if layer["op"] not in OPS[version]:
             first = next(v for v in SUPPORTED_SPEC_VERSIONS if layer["op"] in OPS[v])
             raise SpecError(f"{where}: op {layer['op']!r} needs spec_version {first} (this spec is {version!r})")
-        if layer["op"] in FRAME_ONLY_OPS and frontend_type != "waveform_frames":
-            raise SpecError(f"{where}: op {layer['op']!r} needs the waveform_frames frontend")
-        if layer["op"] in STREAM_ONLY_OPS and frontend_type == "waveform_frames":
+        if layer["op"] in FRAME_ONLY_OPS and not framed:
+            raise SpecError(f"{where}: op {layer['op']!r} needs a framed frontend ({' or '.join(FRAMED_FAMILIES)})")
+        if layer["op"] in STREAM_ONLY_OPS and framed:
             raise SpecError(f"{where}: op {layer['op']!r} needs the log_mel frontend")
+        if layer["op"] == "flatten" and layer["order"] == "channel_last" and not since("1.3"):
+            raise SpecError(f"{where}: flatten order 'channel_last' needs spec_version 1.3 (this spec is {version!r})")
+        if "input" in layer and not (framed and since("1.3")):
+            raise SpecError(f"{where}: field 'input' needs spec_version 1.3 and a framed frontend "
+                            f"({' or '.join(FRAMED_FAMILIES)}): a stream encoder reads only the previous output")
+        for source in (layer.get("input"), *layer.get("inputs", ())):
+            if source is not None and source not in names:
+                raise SpecError(f"{where}: input {source!r} is neither 'frontend' nor an earlier layer")
         if layer["op"] == "conv1d" and layer["stride"] > 1 and layer["dilation"] > 1:
             raise SpecError(f"{where}: stride and dilation cannot both exceed 1")
-    channels = (_check_frames if frontend_type == "waveform_frames" else _check_log_mel)(raw)
+        names.add(layer["name"])
+    check = {"waveform_frames": _check_frames, "mel_patches": _check_patches}.get(frontend_type, _check_log_mel)
+    channels = check(raw)
 
     emb = raw["embedding"]
     if emb["timestamp_embedding_size"] != channels:
@@ -316,7 +405,7 @@ def _validate(raw: dict) -> None:
 
 
 def _check_channels(layer: dict, where: str, channels: int) -> int:
-    """The channel walk of rule 7: returns the channels after the layer."""
+    """The channel walk of rule 7 for a stream encoder: returns the channels after the layer."""
     if layer["op"] == "conv1d":
         if layer["in_channels"] != channels:
             raise SpecError(f"{where}: in_channels {layer['in_channels']} but the previous layer gives {channels}")
@@ -326,7 +415,8 @@ def _check_channels(layer: dict, where: str, channels: int) -> int:
     return channels
 
 
-def _check_log_mel(raw: dict) -> int:
+def _check_mel(raw: dict) -> None:
+    """Rules 3 to 5 and 12, shared by the log-mel families (the stream and the patches)."""
     fe = raw["frontend"]
     if fe["n_fft"] != fe["win_length"]:
         raise SpecError(f"frontend.n_fft ({fe['n_fft']}) must equal frontend.win_length ({fe['win_length']})")
@@ -336,6 +426,16 @@ def _check_log_mel(raw: dict) -> int:
     if not fe["f_min"] < fe["f_max"] <= raw["sample_rate"] / 2:
         raise SpecError(f"frontend needs f_min < f_max <= sample_rate/2, got f_min={fe['f_min']}, "
                         f"f_max={fe['f_max']}, sample_rate={raw['sample_rate']}")
+    try:
+        mel_filterbank(raw["sample_rate"], fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"],
+                       fe["mel_scale"])
+    except ValueError as e:
+        raise SpecError(f"frontend: {e}") from None
+
+
+def _check_log_mel(raw: dict) -> int:
+    fe = raw["frontend"]
+    _check_mel(raw)
     channels = fe["n_mels"]
     at = {"frontend": channels}             # channels at each point a skip_conv1d may read
     for i, layer in enumerate(raw["encoder"]):
@@ -351,9 +451,6 @@ def _check_log_mel(raw: dict) -> int:
             channels = _check_channels(layer, where, channels)
         at[layer["name"]] = channels
     _skip_crops(raw["encoder"])             # raises SpecError for a window that cannot be centred
-    from hear_dual.audio import mel_filterbank  # raises SpecError for an empty band
-
-    mel_filterbank(raw["sample_rate"], fe["n_fft"], fe["n_mels"], fe["f_min"], fe["f_max"], fe["mel_norm"])
     rf = _receptive_field_frames(raw["encoder"])
     if (fe["hop_length"] * (rf - 1) + fe["win_length"]) % 2:
         raise SpecError("receptive field in samples must be even so embeddings centre on a whole sample")
@@ -374,30 +471,164 @@ def _check_frames(raw: dict) -> int:
     encoder = raw["encoder"]
     if encoder[-1]["op"] != "flatten" or any(layer["op"] == "flatten" for layer in encoder[:-1]):
         raise SpecError("a waveform_frames encoder must end with its only flatten (one vector per frame)")
-    shapes = _frame_shapes(raw)     # raises SpecError where a frame becomes empty
-    return shapes[-1][0]
+    return _unit_shapes(raw)[-1][1][0]      # raises SpecError where a frame becomes empty
 
 
-def _frame_shapes(raw: dict) -> list[tuple[int, int]]:
-    """(channels, length) of one frame entering the encoder, then after each layer; flatten gives (C * T, 1)."""
-    channels, length = 1, raw["frontend"]["frame_length"]
-    shapes = [(channels, length)]
+def _check_patches(raw: dict) -> int:
+    """Rules 18 to 21 (SPEC section 2): returns the width of the patch encoder's output."""
+    fe = raw["frontend"]
+    _check_mel(raw)
+    if fe["win_length"] % 2:
+        raise SpecError(f"frontend.win_length ({fe['win_length']}) must be even so each frame centres on a sample")
+    shape = _unit_shapes(raw)[-1][1]       # raises SpecError where a unit becomes empty or an op's input is wrong
+    if shape == (shape[0], fe["patch_frames"]):
+        if fe["patch_hop"] != fe["patch_frames"]:
+            raise SpecError(f"frontend.patch_hop ({fe['patch_hop']}) must equal patch_frames ({fe['patch_frames']}): "
+                            "an encoder that keeps the time axis gives every frame its embedding, so patches tile")
+    elif len(shape) == 1:
+        if fe["patch_frames"] % 2 == 0:
+            raise SpecError(f"frontend.patch_frames ({fe['patch_frames']}) must be odd so each patch is centred "
+                            "on its timestamp's frame")
+    else:
+        raise SpecError(f"the encoder's output must be (channels, {fe['patch_frames']}) (an embedding per frame) or "
+                        f"(features,) (one per patch); it is {shape}")
+    return shape[0]
+
+
+def _layer_inputs(encoder: list[dict]) -> dict[str, tuple[str, ...]]:
+    inputs, previous = {}, "frontend"
+    for layer in encoder:
+        if layer["op"] in MULTI_INPUT_OPS:
+            inputs[layer["name"]] = tuple(layer["inputs"])
+        elif layer["op"] == "skip_conv1d":
+            inputs[layer["name"]] = (previous, layer["source"])
+        else:
+            inputs[layer["name"]] = (layer.get("input", previous),)
+        previous = layer["name"]
+    return inputs
+
+
+def _kept_points(encoder: list[dict]) -> dict[str, str]:
+    inputs, kept, previous = _layer_inputs(encoder), {}, "frontend"
+    for layer in encoder:
+        for point in inputs[layer["name"]]:
+            if point != previous:       # the previous output is at hand anyway
+                kept[point] = layer["name"]
+        previous = layer["name"]
+    return kept
+
+
+# --- the shape walk of the framed families ----------------------------------------------------------------------
+
+def _unit_shapes(raw: dict) -> list[tuple[str, tuple[int, ...]]]:
+    """(point, shape of one unit there) for the frontend's output and each layer's, in order (rules 16 and 19)."""
+    fe = raw["frontend"]
+    if fe.get("type") == "mel_patches":
+        shapes = {"frontend": (1, fe["patch_frames"], fe["n_mels"])}     # one channel, time, frequency
+    else:
+        shapes = {"frontend": (1, fe["frame_length"])}
+    inputs = _layer_inputs(raw["encoder"])
     for i, layer in enumerate(raw["encoder"]):
         where = f"encoder/{i} ({layer['name']})"
-        channels = _check_channels(layer, where, channels)
-        if layer["op"] == "pad":
-            length += layer["left"] + layer["right"]
-        elif layer["op"] == "conv1d":
-            length = (length - layer["dilation"] * (layer["kernel_size"] - 1) - 1) // layer["stride"] + 1
-        elif layer["op"] == "maxpool1d":
-            length = (length - layer["kernel_size"]) // layer["stride"] + 1
-        elif layer["op"] == "flatten":
-            channels, length = channels * length, 1
-        if length < 1:
-            raise SpecError(f"{where}: a {raw['frontend']['frame_length']}-sample frame has no samples left here")
-        shapes.append((channels, length))
-    return shapes
+        shape = _op_shape(layer, [shapes[p] for p in inputs[layer["name"]]], where)
+        if min(shape) < 1:
+            unit = "patch" if fe.get("type") == "mel_patches" else "frame"
+            raise SpecError(f"{where}: a {unit} has no samples left here (shape {shape})")
+        shapes[layer["name"]] = shape
+    read = {point for points in inputs.values() for point in points}
+    unread = [layer["name"] for layer in raw["encoder"][:-1] if layer["name"] not in read]
+    if unread:      # a branch that leads nowhere costs compute and is almost always a mistake in the graph
+        raise SpecError(f"the outputs of {unread} are never read: every layer but the last must feed a later one")
+    return list(shapes.items())
 
+
+def _op_shape(layer: dict, ins: list[tuple[int, ...]], where: str) -> tuple[int, ...]:
+    """One op's output shape from its inputs' (without the batch), checking ranks and channels (rule 7)."""
+    op, x = layer["op"], ins[0]
+
+    def need(rank: int, what: str):
+        if len(x) != rank:
+            raise SpecError(f"{where}: {op} needs {what}, its input has shape {x}")
+
+    def channels(expected: int, field: str):
+        if x[0] != expected:
+            raise SpecError(f"{where}: {field} {expected} but its input gives {x[0]}")
+
+    if op == "conv1d":
+        need(2, "(channels, time)")
+        channels(layer["in_channels"], "in_channels")
+        d, k, s = layer["dilation"], layer["kernel_size"], layer["stride"]
+        return (layer["out_channels"], (x[1] - d * (k - 1) - 1) // s + 1)
+    if op == "conv2d":
+        need(3, "(channels, time, freq)")
+        channels(layer["in_channels"], "in_channels")
+        (kt, kf), (st, sf), ((t0, t1), (f0, f1)) = layer["kernel_size"], layer["stride"], layer["padding"]
+        return (layer["out_channels"], (x[1] + t0 + t1 - kt) // st + 1, (x[2] + f0 + f1 - kf) // sf + 1)
+    if op == "batchnorm":                   # channels first, at any rank
+        channels(layer["channels"], "channels")
+        return x
+    if op in ("gelu", "relu"):
+        return x
+    if op == "pad":
+        if len(x) not in (2, 3):
+            need(2, "a time axis")
+        return (x[0], x[1] + layer["left"] + layer["right"], *x[2:])
+    if op == "maxpool1d":
+        need(2, "(channels, time)")
+        return (x[0], (x[1] - layer["kernel_size"]) // layer["stride"] + 1)
+    if op == "maxpool2d":
+        need(3, "(channels, time, freq)")
+        (kt, kf), (st, sf) = layer["kernel_size"], layer["stride"]
+        return (x[0], (x[1] - kt) // st + 1, (x[2] - kf) // sf + 1)
+    if op == "reduce":
+        if layer["axis"] == "freq":
+            need(3, "(channels, time, freq) to reduce over freq")
+            return x[:2]
+        need(2, "(channels, time) to reduce over time")
+        return x[:1]
+    if op == "flatten":
+        if len(x) not in (2, 3):
+            need(2, "a time axis")
+        return (math.prod(x),)
+    if op == "dense":
+        need(1, "(features,)")
+        channels(layer["in_features"], "in_features")
+        return (layer["out_features"],)
+    if op == "concat":
+        if any(len(s) != len(x) or s[1:] != x[1:] for s in ins):
+            raise SpecError(f"{where}: concat needs inputs that differ in channels only, got {ins}")
+        return (sum(s[0] for s in ins), *x[1:])
+    if op == "add":
+        if any(s != x for s in ins):
+            raise SpecError(f"{where}: add needs inputs of one shape, got {ins}")
+        return x
+    raise SpecError(f"{where}: op {op!r} cannot be used here")
+
+
+def _unit_flops(raw: dict) -> float:
+    """FLOPs of one unit through the encoder of a framed family (SPEC section 10): a multiply-add is 2, an
+    element-wise op 1 per element (batchnorm 2, gelu 8), a max over k values k - 1, a mean over k values k."""
+    shapes = dict(_unit_shapes(raw))
+    inputs = _layer_inputs(raw["encoder"])
+    flops = 0.0
+    for layer in raw["encoder"]:
+        ins, out = [shapes[p] for p in inputs[layer["name"]]], shapes[layer["name"]]
+        op, n_in, n_out = layer["op"], math.prod(ins[0]), math.prod(out)
+        if op in ("conv1d", "conv2d", "dense"):
+            fan_in = math.prod(weight_shape(Layer(layer["name"], op, layer))[1:])
+            flops += 2 * fan_in * n_out
+        elif op in ("batchnorm", "gelu", "relu"):
+            flops += {"batchnorm": 2, "gelu": 8, "relu": 1}[op] * n_in
+        elif op in ("maxpool1d", "maxpool2d"):
+            flops += (math.prod(_as_tuple(layer["kernel_size"])) - 1) * n_out
+        elif op == "reduce":
+            flops += n_in - (n_out if layer["kind"] == "max" else 0)
+        elif op == "add":
+            flops += (len(ins) - 1) * n_out
+    return flops
+
+
+# --- the stream family's geometry ------------------------------------------------------------------------------
 
 def _stream_points(encoder: list[dict]) -> dict[str, tuple[int, int]]:
     """(receptive field, jump) in log-mel frames of the frontend's output ("frontend") and of each layer's: a jump

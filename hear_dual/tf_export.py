@@ -25,6 +25,7 @@ from hear_dual.checkpoint import (
     read_checkpoint,
 )
 from hear_dual.spec import CONV_OPS, Spec
+from hear_dual.weights import resolve
 
 META_EXPORTER = "hear_dual.exporter"
 
@@ -35,11 +36,11 @@ def weight_facts(spec: Spec, params: dict, constants: dict) -> list[tuple[tuple[
     Grappler and tf2onnx fold constants: batch norm's scale = weight / sqrt(running_var + eps) and
     shift = bias - running_mean * scale become tensors of their own. IEEE float32 add, subtract, multiply,
     sqrt and divide are correctly rounded, so numpy's float32 results must match those bit for bit.
-    tf_impl's conv1d multiplies by one kernel tap at a time, so a kernel may be held as its taps (in any
-    order: tap order is the parity tests' to check), or, for an in_channels = 1 conv, whole in TF layout; its
-    frontend multiplies by the folded DFT, so the DFT may be held as its two folded halves.
+    tf_impl's convolutions multiply by one kernel tap at a time, so a kernel may be held as its taps (in any
+    order: tap order is the parity tests' to check), or, for an in_channels = 1 conv, as one (taps, out) matrix;
+    its frontend multiplies by the folded DFT, so the DFT may be held as its two folded halves.
     """
-    from hear_dual.tf_impl.model import to_tf_layout
+    from hear_dual.layout import to_tf_layout
 
     facts = [((name,), (array,)) for name, array in constants.items()]
     if "frontend.dft" in constants:         # log-mel only: waveform frames have no constants
@@ -49,8 +50,10 @@ def weight_facts(spec: Spec, params: dict, constants: dict) -> list[tuple[tuple[
     for layer in spec.layers:
         if layer.op in CONV_OPS:
             kernel = to_tf_layout(f"{layer.name}.weight", params[f"{layer.name}.weight"])
-            facts.append(((f"{layer.name}.weight",), tuple(kernel)))
-            facts.append(((f"{layer.name}.weight",), (kernel,)))   # an in_channels = 1 conv: one matmul, all taps
+            taps = kernel.reshape(-1, *kernel.shape[-2:])      # conv1d kernel[k], conv2d kernel[p, q]; dense: itself
+            facts.append(((f"{layer.name}.weight",), tuple(taps)))
+            # an in_channels = 1 conv: every tap in one matmul, (K, out) or (Kt * Kf, out)
+            facts.append(((f"{layer.name}.weight",), (kernel.reshape(-1, kernel.shape[-1]),)))
         if layer.op == "batchnorm":
             w, b = params[f"{layer.name}.weight"], params[f"{layer.name}.bias"]
             m, v = params[f"{layer.name}.running_mean"], params[f"{layer.name}.running_var"]
@@ -87,9 +90,14 @@ def export(weights: str, out_path: str) -> None:
 
     import hear_dual.tf_impl as tf_backend
 
-    checkpoint = read_checkpoint(weights)
+    checkpoint = read_checkpoint(resolve(weights))
     spec = checkpoint.spec
     model = tf_backend.load_model(checkpoint.path)
+    # tf2onnx's back-to-back optimizer merges chains of casts as if every float type held more than the next: it turns
+    # float32 -> float16 -> float64 into float32 -> float64, dropping a patch spec's float16 step (SPEC 3.3).
+    import tf2onnx.optimizer
+
+    tf2onnx.optimizer._optimizers.pop("remove_back_to_back", None)
     graph, _ = tf2onnx.convert.from_function(model.encode, input_signature=model.encode.input_signature,
                                              opset=18)
     missing = unaccounted_parameters(graph, spec, checkpoint.params, checkpoint.constants)

@@ -41,6 +41,6 @@ def test_checkpoint_paths():
     assert hear_dual.checkpoints.path() == hear_dual.checkpoints.path("base")
     assert hear_dual.checkpoints.path("compact") == hear_dual.checkpoints.path("hear-dual-compact")
     assert set(hear_dual.checkpoints.available()) == {"base", "seeded", "compact", "compact-seeded", "randproj",
-                                                         "crepe-tiny"}
+                                                         "crepe-tiny", "musicnn-mtt"}
     with pytest.raises(ValueError, match="compact"):
         hear_dual.checkpoints.path("large")

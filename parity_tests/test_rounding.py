@@ -6,8 +6,9 @@ runs in every CPU personality (parity_tests/test_portability.py), so the bound h
 import numpy as np
 import pytest
 
-from hear_dual.portability import CONV_CASES, MAX_CONV_ROUNDING, backend_conv1d, conv_case
+from hear_dual.portability import CONV2D_CASES, CONV_CASES, MAX_CONV_ROUNDING, backend_conv1d, backend_conv2d, conv_case
 from hear_dual.reference import conv1d as reference_conv1d
+from hear_dual.reference import conv2d as reference_conv2d
 from hear_dual.spec import Spec
 
 
@@ -21,6 +22,21 @@ def test_conv1d_rounds_like_a_float64_reference(backend, batch, frames, cin, cou
     x, w, b = conv_case(batch, frames, cin, cout, k)
     got = backend_conv1d(backend, x, w, b, stride, dilation)
     assert relative_error(got, reference_conv1d(x.astype(np.float64), w, b, stride, dilation)) <= MAX_CONV_ROUNDING
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf"])
+@pytest.mark.parametrize("batch, time, freq, cin, cout, k, stride, padding", CONV2D_CASES)
+def test_conv2d_rounds_like_a_float64_reference(backend, batch, time, freq, cin, cout, k, stride, padding):
+    x, w, b = conv_case(batch, time, cin, cout, k, freq=freq)
+    got = backend_conv2d(backend, x, w, b, stride, padding)
+    assert relative_error(got, reference_conv2d(x.astype(np.float64), w, b, stride, padding)) <= MAX_CONV_ROUNDING
+
+
+def test_conv2d_cases_are_musicnn_and_vgg_layers():
+    layers = {(layer.in_channels, layer.out_channels, tuple(layer.kernel_size), tuple(map(tuple, layer.padding)))
+              for name in ("hear-dual-musicnn-mtt", "hear-dual-vgg-mtt") for layer in Spec.builtin(name).layers
+              if layer.op == "conv2d"}
+    assert {(cin, cout, k, padding) for _, _, _, cin, cout, k, _, padding in CONV2D_CASES} <= layers
 
 
 def test_the_bound_catches_a_single_long_float32_sum():

@@ -11,9 +11,9 @@ from hear_dual.checkpoint import (
     META_SPEC,
     META_SPEC_SHA256,
     CheckpointError,
-    checkpoint_path,
     read_checkpoint,
 )
+from hear_dual.checkpoints import shipped_path
 from hear_dual.spec import Spec
 
 # Gain near silence (see silence_gain): seeded weights 0.2, trained base 1.1-1.2, trained compact 0.28; without the
@@ -22,7 +22,7 @@ GAIN_BOUND = 10.0
 
 
 def test_default_checkpoint_embeds_its_spec():
-    path = checkpoint_path()
+    path = shipped_path()
     graph = onnx.load(path)
     meta = {p.key: p.value for p in graph.metadata_props}
     spec = Spec.from_json(meta[META_SPEC])
@@ -34,14 +34,14 @@ def test_default_checkpoint_embeds_its_spec():
 
 
 def test_load_model_empty_path_is_the_shipped_default(torch_model):
-    assert read_checkpoint("").path == read_checkpoint().path == checkpoint_path() == torch_model.checkpoint_path
+    assert read_checkpoint("").path == read_checkpoint().path == shipped_path() == torch_model.checkpoint_path
 
 
 def test_weights_round_trip_bit_for_bit(spec, torch_model, tf_model):
     """ONNX initializers == torch parameters == TF variables (converted back), bit for bit."""
-    from hear_dual.tf_impl.model import from_tf_layout
+    from hear_dual.layout import from_tf_layout
 
-    initializers = {i.name: numpy_helper.to_array(i) for i in onnx.load(checkpoint_path()).graph.initializer}
+    initializers = {i.name: numpy_helper.to_array(i) for i in onnx.load(shipped_path()).graph.initializer}
     torch_state = {k: v.numpy() for k, v in torch_model.state_dict().items()}
     tf_vars = {v.name.split(":")[0]: v.numpy() for v in tf_model.variables}
     assert set(spec.parameter_shapes) <= set(initializers)
@@ -54,7 +54,7 @@ def test_weights_round_trip_bit_for_bit(spec, torch_model, tf_model):
 
 def test_seeded_weights_are_realistic(spec):
     """Untrained, but at trained-like scales: He-init convs, non-trivial biases and statistics."""
-    params = read_checkpoint(checkpoint_path("hear-dual-base-seeded")).params
+    params = read_checkpoint(shipped_path("hear-dual-base-seeded")).params
     for layer in spec.layers:
         if layer.op == "conv1d":
             std = params[f"{layer.name}.weight"].std()
@@ -99,7 +99,7 @@ def test_seeded_weights_are_reproducible_and_calibration_handles_any_geometry(va
     Calibration also works where the hop exceeds the receptive field (hear-dual-randproj), which once crashed it."""
     from hear_dual.export import calibrate_batchnorm, calibration_audio, seeded_parameters
 
-    checkpoint = read_checkpoint(checkpoint_path(f"{variant}-seeded"))
+    checkpoint = read_checkpoint(shipped_path(f"{variant}-seeded"))
     spec, shipped = checkpoint.spec, checkpoint.params
     if variant == "hear-dual-base":
         assert spec.sha256 == Spec.builtin(variant).sha256

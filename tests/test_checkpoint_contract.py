@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
 
-from hear_dual.checkpoint import META_SPEC, META_SPEC_SHA256, CheckpointError, checkpoint_path, read_checkpoint
+from hear_dual.checkpoint import META_SPEC, META_SPEC_SHA256, CheckpointError, read_checkpoint
+from hear_dual.checkpoints import shipped_path
 from hear_dual.spec import spec_sha256
 
 LOADERS = ["torch", "tf", "onnx"]
@@ -30,12 +31,12 @@ def loader(name):
 
 @pytest.fixture(scope="module")
 def good_bytes():
-    with open(checkpoint_path(), "rb") as f:
+    with open(shipped_path(), "rb") as f:
         return f.read()
 
 
 def edited(tmp_path, edit, name="edited.onnx"):
-    graph = onnx.load(checkpoint_path())
+    graph = onnx.load(shipped_path())
     edit(graph)
     path = tmp_path / name
     onnx.save(graph, path)

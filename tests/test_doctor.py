@@ -9,7 +9,7 @@ import onnx
 from onnx import numpy_helper
 
 import hear_dual
-from hear_dual.checkpoint import checkpoint_path
+from hear_dual.checkpoints import shipped_path
 
 
 def doctor(*args, cwd, env=None):
@@ -58,7 +58,7 @@ def test_doctor_fails_clearly_on_a_corrupted_installed_checkpoint(tmp_path):
 
 def test_doctor_fails_clearly_on_a_checkpoint_that_does_not_load(tmp_path):
     path = tmp_path / "corrupted.onnx"
-    shutil.copy(checkpoint_path(), path)
+    shutil.copy(shipped_path(), path)
     corrupt(path, "frontend.mel")
     run = doctor("--weights", str(path), "--no-parity", cwd=tmp_path)
     assert run.returncode == 1
@@ -67,7 +67,7 @@ def test_doctor_fails_clearly_on_a_checkpoint_that_does_not_load(tmp_path):
 
 def test_doctor_checks_any_checkpoint_against_the_float64_reference(tmp_path):
     path = tmp_path / "mine.onnx"
-    shutil.copy(checkpoint_path("hear-dual-compact"), path)
+    shutil.copy(shipped_path("hear-dual-compact"), path)
     run = doctor("--weights", str(path), "--no-parity", cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert "cases x 3 backends, worst relative to float64" in run.stdout and "PASS" in run.stdout

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 import hear_dual.reference as reference
 from hear_dual.signals import signal_batch
+from hear_dual.spec import Spec
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,7 @@ def test_relu_pad_maxpool_flatten_match_torch_float64():
     assert np.array_equal(reference.pad(x, 31, 32), F.pad(t, (31, 32)).numpy())
     for k, s in ((2, 2), (3, 2), (2, 1), (4, 3)):
         assert np.array_equal(reference.maxpool1d(x, k, s), F.max_pool1d(t, k, s).numpy())
-    assert np.array_equal(reference.flatten(x), t.flatten(1).numpy())
+    assert np.array_equal(reference.flatten(x, "channel_major"), t.flatten(1).numpy())
 
 
 def test_crepe_reference_matches_torchcrepe_network_in_float64(crepe):
@@ -132,3 +133,90 @@ def test_crepe_reference_matches_torchcrepe_network_in_float64(crepe):
     assert np.array_equal(timestamps[0], np.arange(6, dtype=np.float32) * 50)
     scene = reference.get_scene_embeddings(audio.astype(np.float32), model)    # mean over the 250 ms hop
     assert np.abs(scene[0] - want[0, ::5].mean(axis=0)).max() <= 1e-10 * np.abs(want).max()
+
+
+# --- spec 1.3: the patch frontend and the 2-D ops ------------------------------------------------------------
+
+@pytest.mark.parametrize("stride, padding, in_channels", [
+    ((1, 1), ((3, 3), (0, 0)), 1), ((2, 2), ((1, 1), (1, 1)), 3), ((1, 2), ((63, 64), (0, 0)), 1),
+    ((3, 1), ((0, 2), (1, 0)), 4)])
+def test_conv2d_matches_torch_float64(stride, padding, in_channels):
+    """Explicit zeros (TF's asymmetric 'same' included), then torch's VALID conv2d."""
+    rng = np.random.default_rng(sum(stride) + in_channels)
+    kernel = (128, 1) if padding[0] == (63, 64) else (7, 3)
+    x, w, b = rng.standard_normal((2, in_channels, 140, 12)), rng.standard_normal((5, in_channels, *kernel)), \
+        rng.standard_normal(5)
+    (t0, t1), (f0, f1) = padding
+    want = F.conv2d(F.pad(torch.from_numpy(x), (f0, f1, t0, t1)), torch.from_numpy(w), torch.from_numpy(b),
+                    stride=stride).numpy()
+    assert np.abs(reference.conv2d(x, w, b, stride, padding) - want).max() <= 1e-11
+
+
+def test_maxpool2d_reduce_dense_flatten_match_torch_float64():
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy(rng.standard_normal((2, 3, 37, 9)))
+    for kernel, stride in (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4)), ((3, 2), (1, 3))):
+        assert np.array_equal(reference.maxpool2d(x.numpy(), kernel, stride), F.max_pool2d(x, kernel, stride).numpy())
+    assert np.array_equal(reference.reduce(x.numpy(), "freq", "max"), x.amax(dim=3).numpy())
+    assert np.abs(reference.reduce(x.numpy(), "freq", "mean") - x.mean(dim=3).numpy()).max() <= 1e-15
+    series = x[:, :, :, 0]
+    assert np.array_equal(reference.reduce(series.numpy(), "time", "max"), series.amax(dim=2).numpy())
+    assert np.array_equal(reference.flatten(x.numpy(), "channel_major"), x.flatten(1).numpy())
+    assert np.array_equal(reference.flatten(x.numpy(), "channel_last"), x.permute(0, 2, 3, 1).flatten(1).numpy())
+    assert np.array_equal(reference.flatten(series.numpy(), "channel_last"), series.transpose(1, 2).flatten(1).numpy())
+    v, w, b = rng.standard_normal((4, 10)), rng.standard_normal((6, 10)), rng.standard_normal(6)
+    want = F.linear(*(torch.from_numpy(a) for a in (v, w, b))).numpy()
+    assert np.abs(reference.dense(v, w, b) - want).max() <= 1e-12
+    assert np.array_equal(reference.pad(x.numpy(), 3, 2), F.pad(x, (0, 0, 3, 2)).numpy())   # the time axis of a map
+    w, b, m, var = rng.standard_normal(3), rng.standard_normal(3), rng.standard_normal(3), rng.uniform(0.1, 2, 3)
+    want = F.batch_norm(x, *(torch.from_numpy(a) for a in (m, var, w, b)), training=False, eps=1e-3).numpy()
+    assert np.abs(reference.batchnorm(x.numpy(), w, b, m, var, 1e-3) - want).max() <= 1e-12
+
+
+def test_slaney_mel_scale_and_filterbank_match_librosa():
+    librosa = pytest.importorskip("librosa")
+    from hear_dual.dsp import hz_to_mel, mel_filterbank, mel_to_hz
+
+    hz = np.array([0.0, 31.25, 500.0, 999.999, 1000.0, 1000.001, 4000.0, 8000.0])
+    assert np.abs(hz_to_mel(hz, "slaney") - librosa.hz_to_mel(hz, htk=False)).max() <= 1e-12
+    mels = np.linspace(0, 45, 31)
+    assert np.abs(mel_to_hz(mels, "slaney") - librosa.mel_to_hz(mels, htk=False)).max() <= 1e-9
+    ours = mel_filterbank(16000, 512, 96, 0.0, 8000.0, "slaney", "slaney")
+    theirs = librosa.filters.mel(sr=16000, n_fft=512, n_mels=96, fmin=0.0, fmax=8000.0, dtype=np.float64).T
+    assert np.abs(ours - theirs).max() <= 1e-12 * np.abs(theirs).max()
+
+
+def test_patch_frontend_matches_librosa_melspectrogram():
+    """The mel power of section 3.3 is librosa's (centred frames, zero padding, periodic Hann, power 2, Slaney)."""
+    librosa = pytest.importorskip("librosa")
+    spec = Spec.builtin("hear-dual-musicnn-mtt")
+    audio = signal_batch("tone_mix", 1, 9000, 16000, seed=2)[0].astype(np.float64)
+    theirs = librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=512, hop_length=256, n_mels=96,
+                                            pad_mode="constant", dtype=np.float64).T
+    from hear_dual.audio import frontend_constants
+
+    ours = reference.mel_power(np.pad(audio, (256, 256))[None], spec, frontend_constants(spec))[0]
+    # librosa's filterbank is float32 (its default dtype), so agreement is at float32 resolution
+    assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 2e-7 * np.abs(theirs).max()
+
+
+def test_the_float16_step_saturates_and_the_log_rounds_the_same_for_every_float16_input():
+    """Section 3.3: y = float32(log10(10000 q + 1)) is the correctly rounded value for each of the 31,744
+    non-negative finite float16 q, and every float64 evaluation (log10, log / log(10)) gives it, because each exact
+    value lies at least 1e-12 (relative) away from a float32 rounding boundary (checked with 100-bit arithmetic)."""
+    mpmath = pytest.importorskip("mpmath")
+    q = np.arange(0, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float64)
+    musicnn = {"log": "log10", "scale": 10000, "offset": 1, "quantize": "float16"}
+    ours = reference.compress(q, musicnn).astype(np.float32)
+    by_ln = (np.log(10000 * q + 1) / np.log(10)).astype(np.float32)
+    assert np.array_equal(ours, by_ln)
+    up, down = np.nextafter(ours, np.float32(np.inf)), np.nextafter(ours, np.float32(-np.inf))
+    with mpmath.workdps(30):
+        for v, got, above, below in zip(q[1:], ours[1:], up[1:], down[1:]):        # q = 0 gives exactly 0
+            value = mpmath.log10(10000 * mpmath.mpf(float(v)) + 1)
+            lower = (mpmath.mpf(float(got)) + mpmath.mpf(float(below))) / 2
+            upper = (mpmath.mpf(float(got)) + mpmath.mpf(float(above))) / 2
+            assert min(value - lower, upper - value) > 1e-12 * value       # correctly rounded, with that margin
+    loud = np.array([1e5, 65519.0, 7.0e4, 1e30])        # float16 would overflow: the step saturates at 65504
+    assert np.all(reference.compress(loud, {"log": "log10", "scale": 1, "offset": 0, "quantize": "float16"})
+                  == np.float32(np.log10(65504.0)))

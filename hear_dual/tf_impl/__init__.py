@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from hear_dual.audio import auto_chunk_timestamps, chunk_plan, frame_groups, num_timestamps, timestamps_ms
+from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
 from hear_dual.tf_impl.model import HearDualModel, load_model
 
@@ -29,46 +29,47 @@ def _as_audio_tensor(audio) -> tf.Tensor:
 
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    return _embed(_as_audio_tensor(audio), model, model.spec.hop_samples)
+    audio = _as_audio_tensor(audio)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps)
+    timestamps = tf.constant(timestamps_ms(model.spec, audio.shape[1]))
+    return _embed(audio, model, plan)[:, : plan.n_timestamps], tf.tile(timestamps[None], [audio.shape[0], 1])
 
 
-def _embed(audio: tf.Tensor, model: HearDualModel, hop: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Embeddings every `hop` samples: the timestamp hop, or a waveform spec's scene hop."""
-    n_sounds, n_samples = audio.shape
-    spec = model.spec
+def _embed(audio: tf.Tensor, model: HearDualModel, plan: Plan) -> tf.Tensor:
+    """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
+    n_sounds = audio.shape[0]
     pieces = []
-    if n_sounds and hop != spec.hop_samples:     # a waveform spec's scene hop: its frames as rows of a batch
-        for group in frame_groups(spec, n_samples, n_sounds, hop):
+    for step in plan.steps if n_sounds else []:
+        if isinstance(step, list):       # units that each have their own input: rows of one batch
             x = tf.stack([tf.pad(audio[:, c.src_start : c.src_stop], [[0, 0], [c.pad_left, c.pad_right]])
-                          for c in group], axis=1)
+                          for c in step], axis=1)
             rows = model.encode(tf.reshape(x, [-1, x.shape[2]]))
-            pieces.append(tf.reshape(rows, [n_sounds, len(group), -1]))
-    elif n_sounds:
-        chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
-        for chunk in chunk_plan(spec, n_samples, chunk_timestamps, hop):
-            x = tf.pad(audio[:, chunk.src_start : chunk.src_stop], [[0, 0], [chunk.pad_left, chunk.pad_right]])
+            pieces.append(tf.reshape(rows, [n_sounds, -1, rows.shape[2]]))
+        else:
+            x = tf.pad(audio[:, step.src_start : step.src_stop], [[0, 0], [step.pad_left, step.pad_right]])
             pieces.append(model.encode(x))
-    n_out = num_timestamps(spec, n_samples, hop)
-    if pieces:
-        embeddings = tf.concat(pieces, axis=1)
-    else:
-        embeddings = tf.zeros((0, n_out, model.timestamp_embedding_size), tf.float32)
-    timestamps = tf.tile(tf.constant(timestamps_ms(spec, n_samples, hop))[None], [n_sounds, 1])
-    return embeddings, timestamps
+    if not pieces:
+        return tf.zeros((n_sounds, plan.n_outputs, model.timestamp_embedding_size), tf.float32)
+    return tf.concat(pieces, axis=1)
 
 
-def pool_scene(embeddings: tf.Tensor, pooling: list[str]) -> tf.Tensor:
-    pooled = {"mean": lambda e: tf.cast(tf.reduce_mean(tf.cast(e, tf.float64), axis=1), tf.float32),
-              "max": lambda e: tf.reduce_max(e, axis=1)}
-    return tf.concat([pooled[p](embeddings) for p in pooling], axis=1)
+def pool_scene(embeddings: tf.Tensor, pooling: list[str], tile: int | None = None) -> tf.Tensor:
+    """Each pooling over every `tile` consecutive embeddings (default all), concatenated, then the mean over the
+    tiles, all in float64 (SPEC section 6)."""
+    groups = tf.reshape(embeddings, [embeddings.shape[0], -1, tile or embeddings.shape[1], embeddings.shape[2]])
+    pooled = {"mean": lambda e: tf.reduce_mean(tf.cast(e, tf.float64), axis=2),
+              "max": lambda e: tf.cast(tf.reduce_max(e, axis=2), tf.float64)}
+    return tf.cast(tf.reduce_mean(tf.concat([pooled[p](groups) for p in pooling], axis=2), axis=1), tf.float32)
 
 
 def get_scene_embeddings(audio, model: HearDualModel) -> tf.Tensor:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    embeddings, _ = _embed(_as_audio_tensor(audio), model, model.spec.scene_hop_samples)
-    if embeddings.shape[0] == 0:
+    audio = _as_audio_tensor(audio)
+    if audio.shape[0] == 0:
         return tf.zeros((0, model.scene_embedding_size), tf.float32)
-    return pool_scene(embeddings, model.spec.scene_pooling)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], scene=True,
+                          chunk_timestamps=model.chunk_timestamps)
+    return pool_scene(_embed(audio, model, plan), model.spec.scene_pooling, plan.tile)
 
 
 def pairwise_distance(emb1, emb2, metric: str = "l1") -> tf.Tensor:

@@ -1,29 +1,21 @@
 """hear-dual in TensorFlow 2. Mirrors hear_dual/torch_impl/model.py op for op.
 
-Layout here is (batch, time, channels): TF's CPU convolutions want channels last.
+Layout here is channels last, as TF's CPU kernels want it: (batch, time, channels) for a time series,
+(batch, time, freq, channels) for a map, (batch, features) for a vector.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import tensorflow as tf
 
 from hear_dual.audio import dft_fold, frontend_constants
 from hear_dual.checkpoint import read_checkpoint
+from hear_dual.dsp import FLOAT16_MAX
+from hear_dual.layout import to_tf_layout
 from hear_dual.spec import Spec
-
-
-def to_tf_layout(name: str, array: np.ndarray) -> np.ndarray:
-    """The one place where canonical (ONNX/torch) layouts become TF layouts: conv1d OIW -> WIO."""
-    if name.endswith(".weight") and array.ndim == 3:
-        return np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
-    return array
-
-
-# Reversing the axes is its own inverse.
-from_tf_layout = to_tf_layout
+from hear_dual.weights import resolve
 
 
 class LogMel(tf.Module):
@@ -42,10 +34,13 @@ class LogMel(tf.Module):
         self.fold_half = fold.half
         self.hop = spec.frontend["hop_length"]
         self.blocks_per_frame = spec.frontend["win_length"] // self.hop
-        self.n_bins = spec.n_bins
-        self.log_offset = spec.frontend["log_offset"]
+        self.log_offset = spec.frontend.get("log_offset")
 
     def __call__(self, audio: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.math.log(self.mel_power(audio) + self.log_offset), tf.float32)
+
+    def mel_power(self, audio: tf.Tensor) -> tf.Tensor:
+        """(batch, samples) -> (batch, frames, n_mels), in the frontend's precision."""
         # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
         # amplify float32 rounding there into cross-framework drift.
         audio = tf.cast(audio, self.dft_even.dtype)
@@ -56,12 +51,39 @@ class LogMel(tf.Module):
         head, tail = frames[..., 1 : self.fold_half + 1], tf.gather(frames, self.fold_tail, axis=2)
         real = tf.matmul(head + tail, self.dft_even)
         imag = tf.matmul(head - tail, self.dft_odd)
-        power = real * real + imag * imag
-        log_mel = tf.math.log(tf.matmul(power, self.mel) + self.log_offset)
-        return tf.cast(log_mel, tf.float32)
+        return tf.matmul(real * real + imag * imag, self.mel)
 
     def to_embeddings(self, x: tf.Tensor, batch) -> tf.Tensor:
         return x                       # already (batch, T, D)
+
+
+class MelPatches(LogMel):
+    """Centred log-mel frames compressed as the spec says (a float16 step, then a log), cut into patches of
+    patch_frames frames every patch_hop frames: (batch, samples) -> (batch * patches, time, freq, 1)."""
+
+    def __init__(self, spec: Spec, constants: dict | None = None):
+        super().__init__(spec, constants)
+        fe, compression = spec.frontend, spec.frontend["compression"]
+        self.quantize = compression["quantize"] == "float16"
+        self.log_divisor = math.log(10.0) if compression["log"] == "log10" else 1.0     # TF has no log10
+        self.scale, self.offset = compression["scale"], compression["offset"]
+        self.size, self.step, self.n_mels = fe["patch_frames"], fe["patch_hop"], fe["n_mels"]
+        self.embedding_size = spec.timestamp_embedding_size
+
+    def __call__(self, audio: tf.Tensor) -> tf.Tensor:
+        mel = self.mel_power(audio)
+        if self.quantize:   # float32, then float16, saturating (SPEC 3.3): the original stored its mels as float16
+            mel = tf.cast(tf.cast(tf.minimum(tf.cast(mel, tf.float32), FLOAT16_MAX), tf.float16), mel.dtype)
+        # A quantized input takes few values, each of whose logs lies far from a float32 rounding boundary, so
+        # every float64 evaluation of the log (here log(x) / log(10)) rounds to the same float32 (SPEC section 3.3).
+        log_mel = tf.cast(tf.math.log(self.scale * mel + self.offset) / self.log_divisor, tf.float32)
+        n_patches = (tf.shape(log_mel)[1] - self.size) // self.step + 1
+        index = self.step * tf.range(n_patches)[:, None] + tf.range(self.size)[None, :]
+        patches = tf.gather(log_mel, index, axis=1)                   # (batch, patches, size, n_mels), a gather
+        return tf.reshape(patches, [-1, self.size, self.n_mels, 1])
+
+    def to_embeddings(self, x: tf.Tensor, batch) -> tf.Tensor:
+        return tf.reshape(x, [batch, -1, self.embedding_size])      # per frame or per patch, in order
 
 
 class WaveformFrames(tf.Module):
@@ -93,7 +115,7 @@ class WaveformFrames(tf.Module):
 
 
 class Conv1d(tf.Module):
-    """Always VALID: the only padding in the model is the explicit one in hear_dual.audio.chunk_plan.
+    """Always VALID: the only padding in the model is explicit (hear_dual.audio.chunk_plan, or a pad layer).
 
     One matmul per kernel tap, summed, rather than tf.nn.convolution: TF's CPU convolution runs the whole
     kernel_size * in_channels contraction as one float32 running sum, with 4-5x the rounding of torch's
@@ -128,14 +150,49 @@ class SkipConv1d(Conv1d):
     """A conv1d over an earlier point of the stream (its source), its windows centred on the stream's own, its
     channels appended after the stream's: a skip connection that needs no padding (SPEC section 4)."""
 
-    def __init__(self, name, params, stride, source: str, crop: int):
+    def __init__(self, name, params, stride, crop: int):
         super().__init__(name, params, stride, 1)
-        self.source, self.crop = source, crop
+        self.crop = crop
 
-    def __call__(self, x: tf.Tensor, points: dict) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         kernel_size = self.kernel.shape[0]
-        window = points[self.source][:, self.crop : self.crop + self.stride * (tf.shape(x)[1] - 1) + kernel_size]
+        window = source[:, self.crop : self.crop + self.stride * (tf.shape(x)[1] - 1) + kernel_size]
         return tf.concat([x, super().__call__(window)], axis=2)
+
+
+class Conv2d(Conv1d):
+    """Explicit zeros around (time, freq), then VALID, computed as conv1d is: one matmul per kernel tap over
+    (batch, time, freq, channels), summed in tap order; with one input channel, the taps gathered and contracted
+    in one matmul (SPEC section 4)."""
+
+    def __init__(self, name, params, stride, padding):
+        super().__init__(name, params, 1, 1)
+        self.strides, self.padding = tuple(stride), [[0, 0], *padding, [0, 0]]
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        x = tf.pad(x, self.padding)
+        (kt, kf, channels, out), (st, sf) = self.kernel.shape, self.strides
+        n_t, n_f = (tf.shape(x)[1] - kt) // st + 1, (tf.shape(x)[2] - kf) // sf + 1
+        if channels == 1:
+            taps = tf.stack([x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf, 0]
+                             for p in range(kt) for q in range(kf)], axis=3)
+            return tf.matmul(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
+        taps = [tf.matmul(x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf], self.kernel[p, q])
+                for p in range(kt) for q in range(kf)]
+        return tf.add_n(taps) + self.bias
+
+
+class Dense(tf.Module):
+    """x W + b, written out (a matmul, then the bias), as torch_impl computes it."""
+
+    def __init__(self, name, params):
+        super().__init__(name=name)
+        self.kernel = tf.Variable(to_tf_layout(f"{name}.weight", params[f"{name}.weight"]), trainable=False,
+                                  name=f"{name}.weight")
+        self.bias = tf.Variable(params[f"{name}.bias"], trainable=False, name=f"{name}.bias")
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.matmul(x, self.kernel) + self.bias
 
 
 class BatchNorm(tf.Module):
@@ -148,7 +205,8 @@ class BatchNorm(tf.Module):
         self.eps = eps
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        # Per-channel scale and shift first, so the per-element work is one multiply and one add.
+        # Per-channel scale and shift first, so the per-element work is one multiply and one add; channels are the
+        # last axis at any rank, so both broadcast.
         scale = self.weight / tf.sqrt(self.running_var + self.eps)
         shift = self.bias - self.running_mean * scale
         return x * scale + shift
@@ -174,14 +232,14 @@ class ReLU(tf.Module):
 
 
 class Pad(tf.Module):
-    """Explicit zeros on both ends of each frame's time axis."""
+    """Explicit zeros on both ends of the time axis (axis 1)."""
 
     def __init__(self, name, left: int, right: int):
         super().__init__(name=name)
         self.left, self.right = left, right
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.pad(x, [[0, 0], [self.left, self.right], [0, 0]])
+        return tf.pad(x, [[0, 0], [self.left, self.right]] + [[0, 0]] * (x.shape.rank - 2))
 
 
 class MaxPool1d(tf.Module):
@@ -195,18 +253,67 @@ class MaxPool1d(tf.Module):
         return tf.nn.max_pool1d(x, self.kernel_size, self.stride, "VALID")
 
 
-class Flatten(tf.Module):
-    """channel_major: element c * T + t, torch's memory order; here (N, T, C) is transposed to (N, C, T) first."""
+class MaxPool2d(MaxPool1d):
+    """VALID over (time, freq)."""
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.reshape(tf.transpose(x, [0, 2, 1]), [tf.shape(x)[0], -1])
+        return tf.nn.max_pool2d(x, self.kernel_size, self.stride, "VALID")
+
+
+class Reduce(tf.Module):
+    """max or mean over freq (axis 2 of a map) or time (axis 1 of a time series); a mean is accumulated in
+    float64, so its order of summation cannot matter."""
+
+    def __init__(self, name, kind: str):
+        super().__init__(name=name)
+        self.kind = kind
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        if self.kind == "max":
+            return tf.reduce_max(x, axis=-2)
+        return tf.cast(tf.reduce_mean(tf.cast(x, tf.float64), axis=-2), tf.float32)
+
+
+class Flatten(tf.Module):
+    """channel_major: element (c * T + t) * F + f, torch's memory order, so the channels move first here;
+    channel_last: (t * F + f) * C + c, TF's own."""
+
+    def __init__(self, name, order: str):
+        super().__init__(name=name)
+        self.order = order
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        if self.order == "channel_major":
+            x = tf.transpose(x, [0, x.shape.rank - 1] + list(range(1, x.shape.rank - 1)))
+        return tf.reshape(x, [tf.shape(x)[0], -1])
+
+
+class Concat(tf.Module):
+    """Along channels, in the listed order."""
+
+    def __call__(self, *xs: tf.Tensor) -> tf.Tensor:
+        return tf.concat(xs, axis=-1)
+
+
+class Add(tf.Module):
+    """Element-wise, in the listed order."""
+
+    def __call__(self, *xs: tf.Tensor) -> tf.Tensor:
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
 
 
 def make_layer(layer, params, spec: Spec) -> tf.Module:
     if layer.op == "conv1d":
         return Conv1d(layer.name, params, layer.stride, layer.dilation)
     if layer.op == "skip_conv1d":
-        return SkipConv1d(layer.name, params, layer.stride, layer.source, spec.skip_crops[layer.name])
+        return SkipConv1d(layer.name, params, layer.stride, spec.skip_crops[layer.name])
+    if layer.op == "conv2d":
+        return Conv2d(layer.name, params, layer.stride, layer.padding)
+    if layer.op == "dense":
+        return Dense(layer.name, params)
     if layer.op == "batchnorm":
         return BatchNorm(layer.name, params, layer.eps)
     if layer.op == "gelu":
@@ -217,9 +324,23 @@ def make_layer(layer, params, spec: Spec) -> tf.Module:
         return Pad(layer.name, layer.left, layer.right)
     if layer.op == "maxpool1d":
         return MaxPool1d(layer.name, layer.kernel_size, layer.stride)
+    if layer.op == "maxpool2d":
+        return MaxPool2d(layer.name, layer.kernel_size, layer.stride)
+    if layer.op == "reduce":
+        return Reduce(layer.name, layer.kind)
     if layer.op == "flatten":
-        return Flatten(name=layer.name)
+        return Flatten(layer.name, layer.order)
+    if layer.op == "concat":
+        return Concat(name=layer.name)
+    if layer.op == "add":
+        return Add(name=layer.name)
     raise ValueError(f"op {layer.op!r} is not implemented by the TensorFlow backend")
+
+
+def make_frontend(spec: Spec, constants: dict | None) -> tf.Module:
+    if spec.is_framed:
+        return WaveformFrames(spec)
+    return (MelPatches if spec.is_patched else LogMel)(spec, constants)
 
 
 class HearDualModel(tf.Module):
@@ -232,9 +353,8 @@ class HearDualModel(tf.Module):
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.frontend = WaveformFrames(spec) if spec.is_framed else LogMel(spec, constants)
+        self.frontend = make_frontend(spec, constants)
         self.layers = [make_layer(layer, params, spec) for layer in spec.layers]
-        self.sources = {layer.source for layer in spec.layers if layer.op == "skip_conv1d"}
         # One trace serves every batch size and length: both dimensions are left unknown.
         self.encode = tf.function(self.forward, input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")],
                                   reduce_retracing=True)
@@ -243,12 +363,16 @@ class HearDualModel(tf.Module):
         return self.frontend.to_embeddings(self.run_encoder(self.frontend(audio)), tf.shape(audio)[0])
 
     def run_encoder(self, x: tf.Tensor) -> tf.Tensor:
-        """The encoder on the frontend's output."""
-        points = {"frontend": x} if "frontend" in self.sources else {}    # the outputs a skip_conv1d reads, only
+        """The encoder on the frontend's output, each layer on the points it reads (SPEC section 2, rule 7b)."""
+        kept, previous = self.spec.kept_points, "frontend"
+        points = {"frontend": x} if "frontend" in kept else {}     # only what a later layer reads, while it does
         for layer in self.layers:
-            x = layer(x, points) if isinstance(layer, SkipConv1d) else layer(x)
-            if layer.name in self.sources:
-                points[layer.name] = x
+            inputs = [x if point == previous else points[point] for point in self.spec.layer_inputs[layer.name]]
+            x = layer(*inputs)
+            points |= {layer.name: x} if layer.name in kept else {}
+            for point in [p for p, last in kept.items() if last == layer.name]:
+                del points[point]
+            previous = layer.name
         return x
 
 
@@ -256,7 +380,7 @@ def load_model(model_file_path: str = "") -> HearDualModel:
     # TensorFlow runs float32 matmuls and convolutions on GPUs in TF32 by default (10 mantissa bits, ~3e-4
     # relative error); it has no scoped switch, so loading a model turns it off for the process. No effect on CPUs.
     tf.config.experimental.enable_tensor_float_32_execution(False)
-    checkpoint = read_checkpoint(model_file_path)
+    checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
     model = HearDualModel(checkpoint.spec, checkpoint.params, constants=checkpoint.constants)
     model.checkpoint_path = checkpoint.path
     model.checkpoint_sha256 = checkpoint.sha256

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hear_dual.audio import auto_chunk_timestamps, chunk_plan, frame_groups, num_timestamps, timestamps_ms
+from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
 from hear_dual.torch_impl.model import HearDualModel, load_model
 
@@ -44,43 +44,46 @@ def full_float32():
 
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[torch.Tensor, torch.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    return _embed(_as_audio_tensor(audio), model, model.spec.hop_samples)
+    audio = _as_audio_tensor(audio)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps)
+    timestamps = torch.from_numpy(timestamps_ms(model.spec, audio.shape[1])).to(audio.device)
+    return _embed(audio, model, plan)[:, : plan.n_timestamps], timestamps.repeat(audio.shape[0], 1)
 
 
-def _embed(audio: torch.Tensor, model: HearDualModel, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings every `hop` samples: the timestamp hop, or a waveform spec's scene hop."""
+def _embed(audio: torch.Tensor, model: HearDualModel, plan: Plan) -> torch.Tensor:
+    """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
     model.to(audio.device)
-    n_sounds, n_samples = audio.shape
-    spec = model.spec
-    embeddings = torch.empty((n_sounds, num_timestamps(spec, n_samples, hop), model.timestamp_embedding_size),
-                             device=audio.device)
-    chunk_timestamps = model.chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
+    n_sounds = audio.shape[0]
+    embeddings = torch.empty((n_sounds, plan.n_outputs, model.timestamp_embedding_size), device=audio.device)
     with torch.inference_mode(), full_float32():
-        if n_sounds and hop != spec.hop_samples:     # a waveform spec's scene hop: its frames as rows of a batch
-            for group in frame_groups(spec, n_samples, n_sounds, hop):
+        for step in plan.steps if n_sounds else []:
+            if isinstance(step, list):       # units that each have their own input: rows of one batch
                 x = torch.stack([F.pad(audio[:, c.src_start : c.src_stop], (c.pad_left, c.pad_right))
-                                 for c in group], dim=1)
+                                 for c in step], dim=1)
                 rows = model(x.reshape(-1, x.shape[2]))
-                embeddings[:, group[0].out_start : group[-1].out_stop] = rows.reshape(n_sounds, len(group), -1)
-        elif n_sounds:
-            for chunk in chunk_plan(spec, n_samples, chunk_timestamps, hop):
-                x = F.pad(audio[:, chunk.src_start : chunk.src_stop], (chunk.pad_left, chunk.pad_right))
-                embeddings[:, chunk.out_start : chunk.out_stop] = model(x)
-    timestamps = torch.from_numpy(timestamps_ms(spec, n_samples, hop)).to(audio.device).repeat(n_sounds, 1)
-    return embeddings, timestamps
+                embeddings[:, step[0].out_start : step[-1].out_stop] = rows.reshape(n_sounds, -1, rows.shape[2])
+            else:
+                x = F.pad(audio[:, step.src_start : step.src_stop], (step.pad_left, step.pad_right))
+                embeddings[:, step.out_start : step.out_stop] = model(x)
+    return embeddings
 
 
-def pool_scene(embeddings: torch.Tensor, pooling: list[str]) -> torch.Tensor:
-    pooled = {"mean": lambda e: e.mean(dim=1, dtype=torch.float64).float(), "max": lambda e: e.amax(dim=1)}
-    return torch.cat([pooled[p](embeddings) for p in pooling], dim=1)
+def pool_scene(embeddings: torch.Tensor, pooling: list[str], tile: int | None = None) -> torch.Tensor:
+    """Each pooling over every `tile` consecutive embeddings (default all), concatenated, then the mean over the
+    tiles, all in float64 (SPEC section 6)."""
+    groups = embeddings.reshape(embeddings.shape[0], -1, tile or embeddings.shape[1], embeddings.shape[2])
+    pooled = {"mean": lambda e: e.mean(dim=2, dtype=torch.float64), "max": lambda e: e.amax(dim=2).double()}
+    return torch.cat([pooled[p](groups) for p in pooling], dim=2).mean(dim=1).float()
 
 
 def get_scene_embeddings(audio, model: HearDualModel) -> torch.Tensor:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    embeddings, _ = _embed(_as_audio_tensor(audio), model, model.spec.scene_hop_samples)
-    if embeddings.shape[0] == 0:
-        return torch.zeros((0, model.scene_embedding_size), device=embeddings.device)
-    return pool_scene(embeddings, model.spec.scene_pooling)
+    audio = _as_audio_tensor(audio)
+    if audio.shape[0] == 0:
+        return torch.zeros((0, model.scene_embedding_size), device=audio.device)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], scene=True,
+                          chunk_timestamps=model.chunk_timestamps)
+    return pool_scene(_embed(audio, model, plan), model.spec.scene_pooling, plan.tile)
 
 
 def pairwise_distance(emb1, emb2, metric: str = "l1") -> torch.Tensor:

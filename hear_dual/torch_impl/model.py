@@ -1,4 +1,5 @@
-"""hear-dual in PyTorch. Mirrors hear_dual/tf_impl/model.py op for op; layout here is (batch, channels, time)."""
+"""hear-dual in PyTorch. Mirrors hear_dual/tf_impl/model.py op for op; layout here is channels first: (batch,
+channels, time) for a time series, (batch, channels, time, freq) for a map, (batch, features) for a vector."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from torch import nn
 
 from hear_dual.audio import dft_fold, frontend_constants
 from hear_dual.checkpoint import read_checkpoint
+from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.spec import Spec
+from hear_dual.weights import resolve
 
 
 class LogMel(nn.Module):
@@ -21,45 +24,59 @@ class LogMel(nn.Module):
         self.register_buffer("dft", torch.from_numpy(constants["frontend.dft"].copy()))
         self.register_buffer("mel", torch.from_numpy(constants["frontend.mel"].copy()))
         fold = dft_fold(constants["frontend.dft"])
-        # Not persistent: rows of dft, so they stay out of the checkpoint.
+        # Not persistent: rows of dft, so they stay out of the state dict.
         self.register_buffer("dft_even", torch.from_numpy(fold.even.copy()), persistent=False)
         self.register_buffer("dft_odd", torch.from_numpy(fold.odd.copy()), persistent=False)
         self.register_buffer("fold_tail", torch.from_numpy(fold.tail_index.copy()), persistent=False)
         self.fold_half = fold.half
         self.hop = spec.frontend["hop_length"]
         self.win_length = spec.frontend["win_length"]
-        self.blocks_per_frame = self.win_length // self.hop
-        self.n_bins = spec.n_bins
-        self.log_offset = spec.frontend["log_offset"]
+        self.log_offset = spec.frontend.get("log_offset")
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel_power(audio) + self.log_offset).to(torch.float32).transpose(1, 2)
+
+    def mel_power(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, frames, n_mels), in the frontend's precision."""
         # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
         # amplify float32 rounding there into cross-framework drift.
         audio = audio.to(self.dft.dtype)
-        if torch.onnx.is_in_onnx_export():
-            real, imag = self.unfolded_spectrum(audio)
-        else:
-            frames = audio.unfold(1, self.win_length, self.hop)    # (batch, F, N), a strided view
-            head, tail = frames[..., 1 : self.fold_half + 1], frames.index_select(2, self.fold_tail)
-            real = (head + tail) @ self.dft_even
-            imag = (head - tail) @ self.dft_odd
-        return self.log_mel(real, imag)
+        frames = audio.unfold(1, self.win_length, self.hop)    # (batch, F, N), a strided view
+        head, tail = frames[..., 1 : self.fold_half + 1], frames.index_select(2, self.fold_tail)
+        real = (head + tail) @ self.dft_even
+        imag = (head - tail) @ self.dft_odd
+        return (real * real + imag * imag) @ self.mel
 
     def to_embeddings(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         return x.transpose(1, 2)       # (batch, D, T) -> (batch, T, D)
 
-    def log_mel(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
-        power = real * real + imag * imag
-        log_mel = torch.log(power @ self.mel + self.log_offset)
-        return log_mel.to(torch.float32).transpose(1, 2)
 
-    def unfolded_spectrum(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The spec's single matmul, for the checkpoint graph: the reader checks its constant against the spec."""
-        blocks = audio.reshape(audio.shape[0], -1, self.hop)
-        n_frames = blocks.shape[1] - self.blocks_per_frame + 1
-        frames = torch.cat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], dim=2)
-        spectrum = frames @ self.dft
-        return spectrum[..., : self.n_bins], spectrum[..., self.n_bins :]
+class MelPatches(LogMel):
+    """Centred log-mel frames compressed as the spec says (a float16 step, then a log), cut into patches of
+    patch_frames frames every patch_hop frames: (batch, samples) -> (batch * patches, 1, time, freq)."""
+
+    def __init__(self, spec: Spec, constants: dict | None = None):
+        super().__init__(spec, constants)
+        fe, compression = spec.frontend, spec.frontend["compression"]
+        self.quantize = compression["quantize"] == "float16"
+        self.log = torch.log10 if compression["log"] == "log10" else torch.log
+        self.scale, self.offset = compression["scale"], compression["offset"]
+        self.size, self.step, self.n_mels = fe["patch_frames"], fe["patch_hop"], fe["n_mels"]
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        mel = self.mel_power(audio)
+        if self.quantize:   # float32, then float16, saturating (SPEC 3.3): the original stored its mels as float16
+            mel = mel.to(torch.float32).clamp(max=FLOAT16_MAX).to(torch.float16).to(mel.dtype)
+        # A quantized input takes few values, each of whose logs lies far from a float32 rounding boundary, so
+        # every float64 evaluation of the log rounds to the same float32 (SPEC section 3.3).
+        log_mel = self.log(self.scale * mel + self.offset).to(torch.float32)
+        patches = log_mel.unfold(1, self.size, self.step)                  # (batch, patches, n_mels, size)
+        return patches.transpose(2, 3).reshape(-1, 1, self.size, self.n_mels)
+
+    def to_embeddings(self, x: torch.Tensor, batch: int) -> torch.Tensor:
+        if x.dim() == 3:                # an embedding per frame: (batch * patches, D, size) -> frames in order
+            x = x.transpose(1, 2)
+        return x.reshape(batch, -1, x.shape[-1])
 
 
 class WaveformFrames(nn.Module):
@@ -91,7 +108,7 @@ class WaveformFrames(nn.Module):
 
 
 class Conv1d(nn.Conv1d):
-    """Always VALID: the only padding in the model is the explicit one in hear_dual.audio.chunk_plan.
+    """Always VALID: the only padding in the model is explicit (hear_dual.audio.chunk_plan, or a pad layer).
 
     One matmul per kernel tap over (batch, time, channels), summed, exactly as tf_impl does: torch's own
     convolutions round by instruction set (oneDNN 2e-7 with AVX-512 kernels, 2.1e-6 with AVX2 or SSE4.1 ones,
@@ -102,8 +119,6 @@ class Conv1d(nn.Conv1d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.onnx.is_in_onnx_export():
-            return super().forward(x)      # one Conv node in the checkpoint graph
         (kernel_size,), (stride,), (dilation,) = self.kernel_size, self.stride, self.dilation
         if self.in_channels == 1:
             # A conv on the waveform: K outer products would each round into the sum; gather the K taps and
@@ -127,14 +142,48 @@ class SkipConv1d(Conv1d):
     """A conv1d over an earlier point of the stream (its source), its windows centred on the stream's own, its
     channels appended after the stream's: a skip connection that needs no padding (SPEC section 4)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, source: str, crop: int):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, crop: int):
         super().__init__(in_channels, out_channels, kernel_size, stride, 1)
-        self.source, self.crop = source, crop
+        self.crop = crop
 
-    def forward(self, x: torch.Tensor, points: dict) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
         (kernel_size,), (stride,) = self.kernel_size, self.stride
-        window = points[self.source][:, :, self.crop : self.crop + stride * (x.shape[2] - 1) + kernel_size]
+        window = source[:, :, self.crop : self.crop + stride * (x.shape[2] - 1) + kernel_size]
         return torch.cat([x, super().forward(window)], dim=1)
+
+
+class Conv2d(nn.Conv2d):
+    """Explicit zeros around (time, freq), then VALID, computed as conv1d is: one matmul per kernel tap over
+    (time, freq, batch, channels), summed in tap order; with one input channel, the taps gathered and contracted
+    in one matmul (SPEC section 4)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding):
+        super().__init__(in_channels, out_channels, tuple(kernel_size), stride=tuple(stride), padding=0)
+        (self.t0, self.t1), (self.f0, self.f1) = padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.f0, self.f1, self.t0, self.t1))
+        (kt, kf), (st, sf) = self.kernel_size, self.stride
+        batch, channels = x.shape[0], x.shape[1]
+        n_t, n_f = (x.shape[2] - kt) // st + 1, (x.shape[3] - kf) // sf + 1
+        if channels == 1:
+            taps = x[:, 0].unfold(1, kt, st).unfold(2, kf, sf).reshape(batch, n_t, n_f, kt * kf)
+            return (taps @ self.weight.reshape(self.out_channels, -1).T + self.bias).permute(0, 3, 1, 2)
+        x = x.permute(2, 3, 0, 1).contiguous()     # (time, freq, batch, channels)
+        y = None
+        for p in range(kt):
+            for q in range(kf):
+                rows = x[p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf].reshape(-1, channels)
+                tap = rows @ self.weight[:, :, p, q].T
+                y = tap if y is None else y.add_(tap)
+        return (y + self.bias).reshape(n_t, n_f, batch, -1).permute(2, 3, 0, 1)
+
+
+class Dense(nn.Linear):
+    """x W^T + b, written out (a matmul, then the bias), as tf_impl computes it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight.T + self.bias
 
 
 class BatchNorm(nn.Module):
@@ -152,7 +201,8 @@ class BatchNorm(nn.Module):
         # Per-channel scale and shift first, so the per-element work is one fused multiply-add pass.
         scale = self.weight / torch.sqrt(self.running_var + self.eps)
         shift = self.bias - self.running_mean * scale
-        return torch.addcmul(shift[:, None], x, scale[:, None])
+        per_channel = (-1,) + (1,) * (x.dim() - 2)         # channels first, at any rank
+        return torch.addcmul(shift.view(per_channel), x, scale.view(per_channel))
 
 
 class GELU(nn.Module):
@@ -170,14 +220,14 @@ class ReLU(nn.Module):
 
 
 class Pad(nn.Module):
-    """Explicit zeros on both ends of each frame's time axis."""
+    """Explicit zeros on both ends of the time axis (axis 2)."""
 
     def __init__(self, left: int, right: int):
         super().__init__()
         self.left, self.right = left, right
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pad(x, (self.left, self.right))
+        return F.pad(x, (0, 0) * (x.dim() - 3) + (self.left, self.right))
 
 
 class MaxPool1d(nn.Module):
@@ -191,19 +241,67 @@ class MaxPool1d(nn.Module):
         return F.max_pool1d(x, self.kernel_size, self.stride)
 
 
-class Flatten(nn.Module):
-    """channel_major: (N, C, T) -> (N, C * T) with element c * T + t, torch's own memory order."""
+class MaxPool2d(MaxPool1d):
+    """VALID over (time, freq)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, tuple(self.kernel_size), tuple(self.stride))
+
+
+class Reduce(nn.Module):
+    """max or mean over freq (the last axis of a map) or time (the last axis of a time series); a mean is
+    accumulated in float64, so its order of summation cannot matter."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "max":
+            return x.amax(dim=-1)
+        return x.mean(dim=-1, dtype=torch.float64).to(torch.float32)
+
+
+class Flatten(nn.Module):
+    """channel_major: element (c * T + t) * F + f, torch's memory order; channel_last: (t * F + f) * C + c."""
+
+    def __init__(self, order: str):
+        super().__init__()
+        self.order = order
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.order == "channel_last":
+            x = x.movedim(1, -1)
         return x.reshape(x.shape[0], -1)
+
+
+class Concat(nn.Module):
+    """Along channels, in the listed order."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat(xs, dim=1)
+
+
+class Add(nn.Module):
+    """Element-wise, in the listed order."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y
 
 
 def make_layer(layer, spec: Spec) -> nn.Module:
     if layer.op == "conv1d":
         return Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.dilation)
     if layer.op == "skip_conv1d":
-        return SkipConv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.source,
+        return SkipConv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
                           spec.skip_crops[layer.name])
+    if layer.op == "conv2d":
+        return Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
+    if layer.op == "dense":
+        return Dense(layer.in_features, layer.out_features)
     if layer.op == "batchnorm":
         return BatchNorm(layer.channels, layer.eps)
     if layer.op == "gelu":
@@ -214,9 +312,23 @@ def make_layer(layer, spec: Spec) -> nn.Module:
         return Pad(layer.left, layer.right)
     if layer.op == "maxpool1d":
         return MaxPool1d(layer.kernel_size, layer.stride)
+    if layer.op == "maxpool2d":
+        return MaxPool2d(layer.kernel_size, layer.stride)
+    if layer.op == "reduce":
+        return Reduce(layer.kind)
     if layer.op == "flatten":
-        return Flatten()
+        return Flatten(layer.order)
+    if layer.op == "concat":
+        return Concat()
+    if layer.op == "add":
+        return Add()
     raise ValueError(f"op {layer.op!r} is not implemented by the torch backend")
+
+
+def make_frontend(spec: Spec, constants: dict | None) -> nn.Module:
+    if spec.is_framed:
+        return WaveformFrames(spec)
+    return (MelPatches if spec.is_patched else LogMel)(spec, constants)
 
 
 class HearDualModel(nn.Module):
@@ -229,25 +341,25 @@ class HearDualModel(nn.Module):
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.frontend = WaveformFrames(spec) if spec.is_framed else LogMel(spec, constants)
+        self.frontend = make_frontend(spec, constants)
         self.layer_names = [layer.name for layer in spec.layers]
-        self.sources = {layer.source for layer in spec.layers if layer.op == "skip_conv1d"}
         for layer in spec.layers:
             self.add_module(layer.name, make_layer(layer, spec))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.frontend.to_embeddings(self.run_encoder(self.frontend(audio)), audio.shape[0])
 
-    def run_encoder(self, x: torch.Tensor, before_layer=None) -> torch.Tensor:
-        """The encoder on the frontend's output; before_layer(name, input), if given, sees each layer's input."""
-        points = {"frontend": x} if "frontend" in self.sources else {}    # the outputs a skip_conv1d reads, only
+    def run_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder on the frontend's output, each layer on the points it reads (SPEC section 2, rule 7b)."""
+        kept, previous = self.spec.kept_points, "frontend"
+        points = {"frontend": x} if "frontend" in kept else {}     # only what a later layer reads, while it does
         for name in self.layer_names:
-            layer = getattr(self, name)
-            if before_layer is not None:
-                before_layer(name, x)
-            x = layer(x, points) if isinstance(layer, SkipConv1d) else layer(x)
-            if name in self.sources:
-                points[name] = x
+            inputs = [x if point == previous else points[point] for point in self.spec.layer_inputs[name]]
+            x = getattr(self, name)(*inputs)
+            points |= {name: x} if name in kept else {}
+            for point in [p for p, last in kept.items() if last == name]:
+                del points[point]
+            previous = name
         return x
 
     def load_parameters(self, params: dict) -> HearDualModel:
@@ -259,7 +371,7 @@ class HearDualModel(nn.Module):
 
 
 def load_model(model_file_path: str = "") -> HearDualModel:
-    checkpoint = read_checkpoint(model_file_path)
+    checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
     model = HearDualModel(checkpoint.spec, constants=checkpoint.constants).load_parameters(checkpoint.params)
     model.checkpoint_path = checkpoint.path
     model.checkpoint_sha256 = checkpoint.sha256
