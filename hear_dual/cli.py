@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hear_dual.command import run
+
 
 def cmd_info(args) -> int:
     from hear_dual.checkpoint import read_checkpoint
@@ -293,12 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        print(f"hear-dual: error: {e}", file=sys.stderr)
-        return 2
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

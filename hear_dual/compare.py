@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import sys
 
 import numpy as np
 
 from hear_dual import datasets
+from hear_dual.command import standalone
 from hear_dual.hear_module import LoadedModule, embed, load_hear_module
 from hear_dual.parity import agreement
+from hear_dual.results import jsonable
 from hear_dual.signals import SIGNAL_KINDS, signal_batch
 
 METADATA = ("sample_rate", "timestamp_embedding_size", "scene_embedding_size")
@@ -228,21 +229,6 @@ def format_report(report: dict) -> str:
 
 # ---------------------------------------------------------------- command line
 
-def jsonable(value):
-    """The report with numpy scalars as python numbers and non-finite floats as None (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def cmd_compare(args) -> int:
     report = compare_modules(args.module_a, args.module_b, weights_a=args.weights_a, weights_b=args.weights_b,
                              tol=args.tol, min_cosine=args.min_cosine, lengths_s=tuple(args.lengths),
@@ -277,9 +263,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """`hear-dual compare` on its own (`python -m hear_dual.compare`): argv holds the arguments after `compare`."""
-    from hear_dual.cli import main as cli_main
-
-    return cli_main(["compare", *(sys.argv[1:] if argv is None else argv)])
+    return standalone("compare", add_compare_parser, argv)
 
 
 if __name__ == "__main__":

@@ -58,3 +58,22 @@ def fsdd_batch(sample_rate: int, n_clips: int, seed: int = 0) -> np.ndarray | No
     clips = [read_clip(files[i], sample_rate) for i in picks]
     length = max(len(c) for c in clips)
     return np.stack([np.pad(c, (0, length - len(c))) for c in clips])
+
+
+# libsndfile's formats and the file extensions they go by (RAW is left out: it cannot be read without
+# being told its layout). Only the formats soundfile.available_formats() lists are used.
+_FORMAT_EXTENSIONS = {
+    "AIFF": ("aiff", "aif", "aifc"), "AU": ("au", "snd"), "AVR": ("avr",), "CAF": ("caf",), "FLAC": ("flac",),
+    "HTK": ("htk",), "SVX": ("iff", "svx"), "MAT4": ("mat",), "MAT5": ("mat",), "MPC2K": ("mpc2k",),
+    "MP3": ("mp3",), "OGG": ("ogg", "oga", "opus"), "PAF": ("paf",), "PVF": ("pvf",), "RF64": ("rf64",),
+    "SD2": ("sd2",), "SDS": ("sds",), "IRCAM": ("sf", "ircam"), "VOC": ("voc",), "W64": ("w64",),
+    "WAV": ("wav", "wave"), "NIST": ("nist", "sph"), "WAVEX": ("wav",), "WVE": ("wve",), "XI": ("xi",),
+}
+
+
+def audio_extensions() -> frozenset[str]:
+    """Lower-case extensions (no dot) of the formats this soundfile build reads."""
+    import soundfile as sf
+
+    available = sf.available_formats()
+    return frozenset(ext for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in available for ext in exts)

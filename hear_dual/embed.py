@@ -42,7 +42,6 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hear_dual.datasets import read_audio
+from hear_dual.command import standalone
+from hear_dual.datasets import audio_extensions, read_audio
+from hear_dual.results import write_npz_atomic
 
 BACKENDS = ("torch", "tf", "onnx")
 ENGINES = ("local", "ray")
@@ -58,17 +59,6 @@ DEFAULT_BATCH_SECONDS = 120.0
 LONG_CLIP_SECONDS = 60.0          # longer files are embedded alone (the API chunks them with bounded memory)
 CPU_THREADS_PER_RAY_WORKER = 4    # default CPU-only actor count is cluster CPUs // this (at least 1)
 RAY_HINT = 'the "ray" engine needs Ray, which is not installed: pip install "hear-dual[ray]" (or pip install ray)'
-
-# libsndfile's formats and the file extensions they go by (RAW is left out: it cannot be read without
-# being told its layout). Only the formats soundfile.available_formats() lists are used.
-_FORMAT_EXTENSIONS = {
-    "AIFF": ("aiff", "aif", "aifc"), "AU": ("au", "snd"), "AVR": ("avr",), "CAF": ("caf",), "FLAC": ("flac",),
-    "HTK": ("htk",), "SVX": ("iff", "svx"), "MAT4": ("mat",), "MAT5": ("mat",), "MPC2K": ("mpc2k",),
-    "MP3": ("mp3",), "OGG": ("ogg", "oga", "opus"), "PAF": ("paf",), "PVF": ("pvf",), "RF64": ("rf64",),
-    "SD2": ("sd2",), "SDS": ("sds",), "IRCAM": ("sf", "ircam"), "VOC": ("voc",), "W64": ("w64",),
-    "WAV": ("wav", "wave"), "NIST": ("nist", "sph"), "WAVEX": ("wav",), "WVE": ("wve",), "XI": ("xi",),
-}
-
 
 class NoInputsError(FileNotFoundError):
     """No audio file was found under the given inputs."""
@@ -79,14 +69,6 @@ class RayNotInstalledError(ImportError):
 
 
 # ---------------------------------------------------------------- finding inputs
-
-def audio_extensions() -> frozenset[str]:
-    """Lower-case extensions (no dot) of the formats this soundfile build reads."""
-    import soundfile as sf
-
-    available = sf.available_formats()
-    return frozenset(ext for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in available for ext in exts)
-
 
 @dataclass(frozen=True)
 class Job:
@@ -188,29 +170,6 @@ def plan_batches(jobs: Sequence[Job], sample_rate: int, batch_seconds: float = D
 
 
 # ---------------------------------------------------------------- reading, embedding, writing
-
-def _savez(file, **arrays) -> None:
-    np.savez(file, **arrays)
-
-
-def write_npz_atomic(path, arrays: dict) -> None:
-    """np.savez to a hidden temporary file beside path, fsync, then os.replace: path is whole or absent."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
 
 class Embedder:
     """One loaded model of one backend; embeds a list of mono clips as one zero-padded batch."""
@@ -522,9 +481,7 @@ def add_embed_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """`hear-dual embed` on its own (`python -m hear_dual.embed`): argv holds the arguments after `embed`."""
-    from hear_dual.cli import main as cli_main
-
-    return cli_main(["embed", *(sys.argv[1:] if argv is None else argv)])
+    return standalone("embed", add_embed_parser, argv)
 
 
 if __name__ == "__main__":

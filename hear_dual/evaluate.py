@@ -21,14 +21,14 @@ import argparse
 import json
 import sys
 
+from hear_dual.command import standalone
 from hear_dual.evaluation import labelled
 from hear_dual.evaluation.models import REFERENCES, load, model_ref
 from hear_dual.evaluation.protocol import GRIDS
+from hear_dual.results import jsonable
 
 
 def cmd_labelled(args) -> int:
-    from hear_dual.compare import jsonable
-
     if len(args.data) != 1:
         raise ValueError(f"--task evaluates one labelled folder; got {len(args.data)} DATA arguments")
     generic = {"label_from": args.label_from, "label_pattern": args.label_pattern, "label_group": args.label_group,
@@ -81,9 +81,7 @@ def cmd_hear(args) -> int:
             results.append(result)
     markdown_path, _ = report.write_tables(args.out)
     if args.json:
-        from hear_dual.compare import jsonable
-
-        print(json.dumps(jsonable(results), indent=1, allow_nan=False))
+            print(json.dumps(jsonable(results), indent=1, allow_nan=False))
     else:
         print(report.markdown(results))
         print(f"results under {args.out} (table: {markdown_path})")
@@ -149,9 +147,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """`hear-dual evaluate` on its own (`python -m hear_dual.evaluate`): argv holds the arguments after `evaluate`."""
-    from hear_dual.cli import main as cli_main
-
-    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
+    return standalone("evaluate", add_evaluate_parser, argv)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.inputs import check_numpy_audio
 from hear_dual.spec import Spec
-from hear_dual.weights import resolve
 
 _erf = np.frompyfunc(math.erf, 1, 1)   # numpy has no erf; the C library's is correctly rounded or within 1 ulp
 
@@ -46,7 +45,7 @@ class ReferenceModel:
 
 
 def load_model(model_file_path: str = "") -> ReferenceModel:
-    checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
+    checkpoint = read_checkpoint(model_file_path)     # a path, or a shipped (or already converted) model's name
     return ReferenceModel(checkpoint.spec, checkpoint.params, checkpoint.constants)
 
 

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from hear_dual import embed as embed_module
+from hear_dual import results as results_module
 from hear_dual.audio import num_timestamps, timestamps_ms
 from hear_dual.datasets import read_clip
 from hear_dual.embed import (
@@ -211,7 +212,7 @@ def test_rerun_skips_without_rewriting_and_overwrite_redoes(tmp_path):
 def test_interrupted_run_leaves_no_partial_files_and_the_rerun_completes(tmp_path, monkeypatch):
     data = make_tree(tmp_path / "data")
     out = tmp_path / "out"
-    real_savez, calls = embed_module._savez, []
+    real_savez, calls = results_module._savez, []
 
     def crash_on_second(file, **arrays):
         calls.append(1)
@@ -220,14 +221,14 @@ def test_interrupted_run_leaves_no_partial_files_and_the_rerun_completes(tmp_pat
             raise KeyboardInterrupt                     # as if the run were killed while writing
         real_savez(file, **arrays)
 
-    monkeypatch.setattr(embed_module, "_savez", crash_on_second)
+    monkeypatch.setattr(results_module, "_savez", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         embed_paths([data], out, backend="onnx", batch_seconds=0.1, progress=False)   # one file per batch
     written = _files(out)
     assert len(written) == 1 and written <= {f"{name}.npz" for name in GOOD}
     _load(out / next(iter(written)))                    # the one written is complete
 
-    monkeypatch.setattr(embed_module, "_savez", real_savez)
+    monkeypatch.setattr(results_module, "_savez", real_savez)
     rerun = embed_paths([data], out, backend="onnx", progress=False)
     assert (rerun["embedded"], rerun["skipped"]) == (2, 1)
     assert _files(out) == {f"{name}.npz" for name in GOOD}
@@ -237,14 +238,14 @@ def test_interrupted_run_leaves_no_partial_files_and_the_rerun_completes(tmp_pat
 
 def test_write_errors_fail_the_file_and_the_run_goes_on(tmp_path, monkeypatch):
     data = make_tree(tmp_path / "data")
-    real_savez = embed_module._savez
+    real_savez = results_module._savez
 
     def disk_full_for_b(file, **arrays):
         if str(arrays["source"]).endswith("b.flac"):
             raise OSError(28, "No space left on device")
         real_savez(file, **arrays)
 
-    monkeypatch.setattr(embed_module, "_savez", disk_full_for_b)
+    monkeypatch.setattr(results_module, "_savez", disk_full_for_b)
     summary = embed_paths([data], tmp_path / "out", backend="onnx", progress=False)
     assert summary["embedded"] == 2
     assert any("b.flac" in f["source"] and "No space left" in f["reason"] for f in summary["failures"])

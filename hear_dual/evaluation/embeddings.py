@@ -90,7 +90,7 @@ def embed_split(loaded: Loaded, task: HearTask, split: str, cache_dir=None, use_
                 progress: bool = False) -> SplitEmbeddings:
     from tqdm import tqdm
 
-    from hear_dual.embed import write_npz_atomic
+    from hear_dual.results import write_npz_atomic
 
     folder = task.audio_dir(loaded.sample_rate, split)
     files = list(task.labels[split])

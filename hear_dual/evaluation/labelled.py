@@ -169,7 +169,7 @@ def resolve_data(data: str) -> Path:
 
 
 def _audio_files(root: Path) -> list[Path]:
-    from hear_dual.embed import audio_extensions
+    from hear_dual.datasets import audio_extensions
 
     extensions = audio_extensions()
     return sorted(p for p in root.rglob("*")
@@ -421,7 +421,7 @@ def get_embeddings(loaded: Loaded, files, cache_dir=None, use_cache: bool = True
                    progress: bool = False, memo: dict | None = None) -> tuple[np.ndarray, bool]:
     """(embeddings in the order of files, whether they came from the cache)."""
     from hear_dual.datasets import read_clip
-    from hear_dual.embed import write_npz_atomic
+    from hear_dual.results import write_npz_atomic
 
     key = cache_key(loaded, files, batch_size, batch_seconds)
     if memo is not None and key in memo:

@@ -39,7 +39,7 @@ EVENT_COLUMNS = ("file", "label", "onset", "offset")
 
 
 def _audio_files(root: Path) -> list[Path]:
-    from hear_dual.embed import audio_extensions
+    from hear_dual.datasets import audio_extensions
 
     extensions = audio_extensions()
     return sorted(p for p in root.rglob("*")

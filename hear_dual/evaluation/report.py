@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from hear_dual.compare import jsonable
+from hear_dual.results import jsonable
 
 
 def slug(text: str) -> str:

@@ -169,14 +169,29 @@ class Conv2d(nn.Conv2d):
         if channels == 1:
             taps = x[:, 0].unfold(1, kt, st).unfold(2, kf, sf).reshape(batch, n_t, n_f, kt * kf)
             return (taps @ self.weight.reshape(self.out_channels, -1).T + self.bias).permute(0, 3, 1, 2)
-        x = x.permute(2, 3, 0, 1).contiguous()     # (time, freq, batch, channels)
+        if (st, sf) != (1, 1):
+            x = x.permute(2, 3, 0, 1).contiguous()     # (time, freq, batch, channels)
+            y = None
+            for p in range(kt):
+                for q in range(kf):
+                    rows = x[p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf].reshape(-1, channels)
+                    tap = rows @ self.weight[:, :, p, q].T
+                    y = tap if y is None else y.add_(tap)
+            return (y + self.bias).reshape(n_t, n_f, batch, -1).permute(2, 3, 0, 1)
+        # Stride 1: with (time, freq, batch, channels) flattened to rows, tap (p, q) of every output (t, f) reads
+        # one block of rows, shifted by (p * width + q) * batch, so no tap copies its input. The outputs run over
+        # the whole width (those past n_f wrap around and are dropped): the same sums, in the same order.
+        width = x.shape[3]
+        x = x.permute(2, 3, 0, 1).reshape(-1, channels)
+        n_rows = ((n_t - 1) * width + n_f) * batch
         y = None
         for p in range(kt):
             for q in range(kf):
-                rows = x[p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf].reshape(-1, channels)
-                tap = rows @ self.weight[:, :, p, q].T
+                start = (p * width + q) * batch
+                tap = x[start : start + n_rows] @ self.weight[:, :, p, q].T
                 y = tap if y is None else y.add_(tap)
-        return (y + self.bias).reshape(n_t, n_f, batch, -1).permute(2, 3, 0, 1)
+        y = F.pad(y + self.bias, (0, 0, 0, (width - n_f) * batch)).reshape(n_t, width, batch, -1)[:, :n_f]
+        return y.permute(2, 3, 0, 1)
 
 
 class Dense(nn.Linear):
