@@ -114,6 +114,14 @@ def auto_chunk_timestamps(spec: Spec, n_sounds: int, hop: int | None = None) -> 
     return max(1, chunk)
 
 
+def sounds_per_step(spec: Spec, n_sounds: int) -> int:
+    """Sounds embedded together: all of them, except where a framed family's unit is so large that one unit of each
+    would pass CHUNK_ACTIVATION_FLOATS in a layer's output: then as many as fit, at least one."""
+    if not (spec.is_framed or spec.is_patched):
+        return max(1, n_sounds)
+    return max(1, min(n_sounds, CHUNK_ACTIVATION_FLOATS // spec.frame_activation_floats))
+
+
 def units_per_chunk(spec: Spec, n_sounds: int) -> int:
     """Units (frames, patches) of every sound that one chunk may hold: a layer's output stays under
     CHUNK_ACTIVATION_FLOATS, however wide the model."""
@@ -209,11 +217,13 @@ def tile_groups(spec: Spec, n_samples: int, n_sounds: int, size: int | None = No
 class Plan:
     """How a backend embeds a batch: `steps` in order, each a Chunk (one padded slice of the clips, several outputs)
     or a list of Chunks (units run as rows of one batch); `n_outputs` embeddings per sound in all, of which the
-    first `n_timestamps` are timestamp embeddings; scenes pool groups of `tile` consecutive outputs (SPEC 6)."""
+    first `n_timestamps` are timestamp embeddings; scenes pool groups of `tile` consecutive outputs (SPEC 6). The
+    steps run on `sounds` sounds at a time (all of them unless a framed family's units are large)."""
     steps: list
     n_outputs: int
     n_timestamps: int
     tile: int
+    sounds: int
 
 
 def embedding_plan(spec: Spec, n_samples: int, n_sounds: int, scene: bool = False,
@@ -221,14 +231,15 @@ def embedding_plan(spec: Spec, n_samples: int, n_sounds: int, scene: bool = Fals
     """The one plan every backend follows for timestamp embeddings (scene=False) or the embeddings a scene pools
     (scene=True): chunks of the padded clip where outputs share their input, rows where each output has its own
     unit (a waveform spec's scene hop, the tiled patches of the patch family)."""
+    sounds = sounds_per_step(spec, n_sounds)
     if spec.is_patched and (scene or spec.per_frame):
-        groups = tile_groups(spec, n_samples, n_sounds, chunk_timestamps)
+        groups = tile_groups(spec, n_samples, sounds, chunk_timestamps)
         n_outputs = groups[-1][-1].out_stop if groups else 0
         per_tile = spec.frontend["patch_frames"] if spec.per_frame else 1
-        return Plan(groups, n_outputs, num_timestamps(spec, n_samples) if not scene else n_outputs, per_tile)
+        return Plan(groups, n_outputs, num_timestamps(spec, n_samples) if not scene else n_outputs, per_tile, sounds)
     hop = spec.scene_hop_samples if scene else spec.hop_samples
     n_out = num_timestamps(spec, n_samples, hop)
     if hop != spec.hop_samples:
-        return Plan(frame_groups(spec, n_samples, n_sounds, hop), n_out, n_out, max(1, n_out))
-    size = chunk_timestamps or auto_chunk_timestamps(spec, n_sounds, hop)
-    return Plan(chunk_plan(spec, n_samples, size, hop), n_out, n_out, max(1, n_out))
+        return Plan(frame_groups(spec, n_samples, sounds, hop), n_out, n_out, max(1, n_out), sounds)
+    size = chunk_timestamps or auto_chunk_timestamps(spec, sounds, hop)
+    return Plan(chunk_plan(spec, n_samples, size, hop), n_out, n_out, max(1, n_out), sounds)

@@ -72,15 +72,17 @@ def _embed(audio: np.ndarray, model: OnnxModel, plan: Plan) -> np.ndarray:
     """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
     n_sounds = audio.shape[0]
     embeddings = np.zeros((n_sounds, plan.n_outputs, model.timestamp_embedding_size), np.float32)
-    for step in plan.steps if n_sounds else []:
-        if isinstance(step, list):       # units that each have their own input: rows of one batch
-            x = np.stack([np.pad(audio[:, c.src_start : c.src_stop], ((0, 0), (c.pad_left, c.pad_right)))
-                          for c in step], axis=1)
-            rows = model.encode(x.reshape(-1, x.shape[2]))
-            embeddings[:, step[0].out_start : step[-1].out_stop] = rows.reshape(n_sounds, -1, rows.shape[2])
-        else:
-            x = np.pad(audio[:, step.src_start : step.src_stop], ((0, 0), (step.pad_left, step.pad_right)))
-            embeddings[:, step.out_start : step.out_stop] = model.encode(x)
+    for lo in range(0, n_sounds, plan.sounds):
+        part, out = audio[lo : lo + plan.sounds], embeddings[lo : lo + plan.sounds]
+        for step in plan.steps:
+            if isinstance(step, list):       # units that each have their own input: rows of one batch
+                x = np.stack([np.pad(part[:, c.src_start : c.src_stop], ((0, 0), (c.pad_left, c.pad_right)))
+                              for c in step], axis=1)
+                rows = model.encode(x.reshape(-1, x.shape[2]))
+                out[:, step[0].out_start : step[-1].out_stop] = rows.reshape(part.shape[0], -1, rows.shape[2])
+            else:
+                x = np.pad(part[:, step.src_start : step.src_stop], ((0, 0), (step.pad_left, step.pad_right)))
+                out[:, step.out_start : step.out_stop] = model.encode(x)
     return embeddings
 
 

@@ -37,20 +37,22 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf
 
 def _embed(audio: tf.Tensor, model: HearDualModel, plan: Plan) -> tf.Tensor:
     """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
-    n_sounds = audio.shape[0]
-    pieces = []
-    for step in plan.steps if n_sounds else []:
-        if isinstance(step, list):       # units that each have their own input: rows of one batch
-            x = tf.stack([tf.pad(audio[:, c.src_start : c.src_stop], [[0, 0], [c.pad_left, c.pad_right]])
-                          for c in step], axis=1)
-            rows = model.encode(tf.reshape(x, [-1, x.shape[2]]))
-            pieces.append(tf.reshape(rows, [n_sounds, -1, rows.shape[2]]))
-        else:
-            x = tf.pad(audio[:, step.src_start : step.src_stop], [[0, 0], [step.pad_left, step.pad_right]])
-            pieces.append(model.encode(x))
-    if not pieces:
+    n_sounds, parts = audio.shape[0], []
+    for lo in range(0, n_sounds, plan.sounds):
+        part, pieces = audio[lo : lo + plan.sounds], []
+        for step in plan.steps:
+            if isinstance(step, list):       # units that each have their own input: rows of one batch
+                x = tf.stack([tf.pad(part[:, c.src_start : c.src_stop], [[0, 0], [c.pad_left, c.pad_right]])
+                              for c in step], axis=1)
+                rows = model.encode(tf.reshape(x, [-1, x.shape[2]]))
+                pieces.append(tf.reshape(rows, [part.shape[0], -1, rows.shape[2]]))
+            else:
+                x = tf.pad(part[:, step.src_start : step.src_stop], [[0, 0], [step.pad_left, step.pad_right]])
+                pieces.append(model.encode(x))
+        parts.append(tf.concat(pieces, axis=1))
+    if not parts:
         return tf.zeros((n_sounds, plan.n_outputs, model.timestamp_embedding_size), tf.float32)
-    return tf.concat(pieces, axis=1)
+    return tf.concat(parts, axis=0)
 
 
 def pool_scene(embeddings: tf.Tensor, pooling: list[str], tile: int | None = None) -> tf.Tensor:

@@ -56,15 +56,17 @@ def _embed(audio: torch.Tensor, model: HearDualModel, plan: Plan) -> torch.Tenso
     n_sounds = audio.shape[0]
     embeddings = torch.empty((n_sounds, plan.n_outputs, model.timestamp_embedding_size), device=audio.device)
     with torch.inference_mode(), full_float32():
-        for step in plan.steps if n_sounds else []:
-            if isinstance(step, list):       # units that each have their own input: rows of one batch
-                x = torch.stack([F.pad(audio[:, c.src_start : c.src_stop], (c.pad_left, c.pad_right))
-                                 for c in step], dim=1)
-                rows = model(x.reshape(-1, x.shape[2]))
-                embeddings[:, step[0].out_start : step[-1].out_stop] = rows.reshape(n_sounds, -1, rows.shape[2])
-            else:
-                x = F.pad(audio[:, step.src_start : step.src_stop], (step.pad_left, step.pad_right))
-                embeddings[:, step.out_start : step.out_stop] = model(x)
+        for lo in range(0, n_sounds, plan.sounds):
+            part, out = audio[lo : lo + plan.sounds], embeddings[lo : lo + plan.sounds]
+            for step in plan.steps:
+                if isinstance(step, list):       # units that each have their own input: rows of one batch
+                    x = torch.stack([F.pad(part[:, c.src_start : c.src_stop], (c.pad_left, c.pad_right))
+                                     for c in step], dim=1)
+                    rows = model(x.reshape(-1, x.shape[2]))
+                    out[:, step[0].out_start : step[-1].out_stop] = rows.reshape(part.shape[0], -1, rows.shape[2])
+                else:
+                    x = F.pad(part[:, step.src_start : step.src_stop], (step.pad_left, step.pad_right))
+                    out[:, step.out_start : step.out_stop] = model(x)
     return embeddings
 
 
