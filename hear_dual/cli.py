@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -110,7 +111,6 @@ def cmd_parity(args) -> int:
     import os
     import tempfile
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm import tqdm
 
     from hear_dual.parity import BATCHES, LENGTHS_S, Backend, input_batch, run_matrix, summarise
@@ -161,9 +161,6 @@ def cmd_parity(args) -> int:
 
 def cmd_doctor(args) -> int:
     """This machine: platform facts, then every shipped checkpoint in every installed backend against golden."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from hear_dual.portability import check_here, format_doctor
 
     report = check_here(weights=args.weights, parity=not args.no_parity)
@@ -228,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     from hear_dual.converters import CONVERTERS
 
     parser = argparse.ArgumentParser(prog="hear-dual", description="hear-dual: one spec, torch and TF backends.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's and ONNX Runtime's own start-up banners and warnings (hear_dual.quiet)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser("info", help="summary of a model's spec and checkpoint")
@@ -295,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    return run(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["HEAR_DUAL_VERBOSE"] = "1"
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,16 @@ from collections import defaultdict
 import numpy as np
 
 from hear_dual import datasets
-
-SKLEARN_HINT = ("the downstream probe needs scikit-learn: pip install scikit-learn "
-                "(or the [dev] extra: pip install 'hear-dual[dev]')")
+from hear_dual.extras import require
 
 
 def _sklearn():
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import train_test_split
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-    except ImportError as e:
-        raise ImportError(SKLEARN_HINT) from e
+    require("sklearn", "the downstream probe (hear-dual parity, compare; or --no-speech)")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return LogisticRegression, train_test_split, make_pipeline, StandardScaler
 
 

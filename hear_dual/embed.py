@@ -284,7 +284,6 @@ class _EmbedWorker:
     """A Ray actor's state: one Embedder. Module level so Ray workers import it from hear_dual.embed."""
 
     def __init__(self, backend: str, weights: str, scene_only: bool, threads: int | None):
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.embedder = Embedder(backend, weights, threads=threads)
         self.scene_only = scene_only
 

@@ -25,6 +25,7 @@ from hear_dual.command import standalone
 from hear_dual.evaluation import labelled
 from hear_dual.evaluation.models import REFERENCES, load, model_ref
 from hear_dual.evaluation.protocol import GRIDS
+from hear_dual.extras import require
 from hear_dual.results import jsonable
 
 
@@ -89,6 +90,7 @@ def cmd_hear(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    require("sklearn", "hear-dual evaluate")          # the probes, the folds and the scores
     return cmd_labelled(args) if args.task else cmd_hear(args)
 
 

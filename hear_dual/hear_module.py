@@ -1,15 +1,15 @@
 """Any HEAR 2021 module by import name: load it and call it the way heareval does (compare, evaluate, embed).
 
 heareval checks the model's type: a torch.nn.Module gets torch tensors on the model's device (under no_grad),
-a tf.Module gets tf.convert_to_tensor of the numpy audio. HEAR requires one of the two; evaluate and embed
-also accept a model that is neither (hear_dual.onnx_impl, hear_dual.baselines) and call it with numpy.
+a tf.Module gets tf.convert_to_tensor of the numpy audio. HEAR requires one of the two. hear_dual.onnx_impl is the
+same API on numpy and is called with numpy everywhere (compare included); evaluate and embed also accept any other
+model that is neither (hear_dual.baselines) and call it with numpy.
 """
 
 from __future__ import annotations
 
 import importlib
 import itertools
-import os
 import sys
 from dataclasses import dataclass
 from types import ModuleType
@@ -17,6 +17,7 @@ from types import ModuleType
 import numpy as np
 
 from hear_dual.parity import to_numpy
+from hear_dual.quiet import without_banners
 
 API = ("load_model", "get_timestamp_embeddings", "get_scene_embeddings")
 NOT_A_FRAMEWORK_MODEL = "a HEAR 2021 model must be a torch.nn.Module or a tf.Module"
@@ -31,10 +32,6 @@ class LoadedModule:
     weights: str = ""
 
 
-def quiet_tf() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def model_kind(model, allow_numpy: bool = False) -> str:
     """'torch' for a torch.nn.Module, 'tf' for a tf.Module (a framework that is not imported cannot be the kind)."""
     torch = sys.modules.get("torch")
@@ -43,8 +40,9 @@ def model_kind(model, allow_numpy: bool = False) -> str:
     tf = sys.modules.get("tensorflow")
     if tf is not None and isinstance(model, tf.Module):
         return "tf"
-    if allow_numpy:
-        return "numpy"
+    onnx_impl = sys.modules.get("hear_dual.onnx_impl")
+    if allow_numpy or (onnx_impl is not None and isinstance(model, onnx_impl.OnnxModel)):
+        return "numpy"          # hear_dual.onnx_impl is the same API on numpy: first-class in our own tools
     kind = type(model)
     raise TypeError(f"load_model returned a {kind.__module__}.{kind.__qualname__}; {NOT_A_FRAMEWORK_MODEL}")
 
@@ -52,8 +50,8 @@ def model_kind(model, allow_numpy: bool = False) -> str:
 def load_hear_module(name: str, weights: str = "", allow_numpy: bool = False, **options) -> LoadedModule:
     """Import a HEAR 2021 module by name and load its model: load_model(weights, **options), or
     load_model(**options) without weights (heareval's --model and --model-options)."""
-    quiet_tf()
-    module = importlib.import_module(name)
+    with without_banners():      # the module may import TensorFlow
+        module = importlib.import_module(name)
     missing = [f for f in API if not callable(getattr(module, f, None))]
     if missing:
         raise AttributeError(f"module {name!r} lacks the HEAR 2021 function(s) {', '.join(missing)}")
@@ -78,7 +76,6 @@ def _call(loaded: LoadedModule, function: str, audio: np.ndarray):
         with torch.no_grad():
             return fn(x, loaded.model)
     if loaded.kind == "tf":
-        quiet_tf()
         import tensorflow as tf
 
         return fn(tf.convert_to_tensor(audio), loaded.model)

@@ -24,6 +24,7 @@ from hear_dual.checkpoint import (
     META_SPEC_VERSION,
     read_checkpoint,
 )
+from hear_dual.extras import installed, missing_extra
 from hear_dual.spec import CONV_OPS, Spec
 from hear_dual.weights import resolve
 
@@ -82,13 +83,12 @@ def unaccounted_parameters(graph, spec: Spec, params: dict, constants: dict) -> 
 
 
 def export(weights: str, out_path: str) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import onnx
     import onnxruntime as ort
-    import tensorflow as tf
     import tf2onnx
 
     import hear_dual.tf_impl as tf_backend
+    from hear_dual.tf_impl.model import tf
 
     checkpoint = read_checkpoint(resolve(weights))
     spec = checkpoint.spec
@@ -122,6 +122,9 @@ def export(weights: str, out_path: str) -> None:
 
 def export_tf_graph(weights: str, out_path) -> str:
     """Run the tf2onnx export in a fresh process; returns out_path."""
+    for module in ("tf2onnx", "tensorflow", "onnxruntime"):      # say what is missing here, not from the child
+        if not installed(module):
+            raise missing_extra(ModuleNotFoundError(name=module), "the tf2onnx graph (hear_dual.tf_export)")
     run = subprocess.run([sys.executable, "-m", "hear_dual.tf_export", "--weights", os.fspath(weights),
                           "--out", os.fspath(out_path)], capture_output=True, text=True)
     if run.returncode:

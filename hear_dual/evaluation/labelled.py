@@ -66,13 +66,13 @@ import numpy as np
 
 from hear_dual import datasets, hear_module
 from hear_dual.evaluation.models import Loaded, ModelRef, default_cache_dir, load, model_ref
+from hear_dual.extras import require
 
 CACHE_FORMAT = "2"   # bump when hear_dual code changes embeddings (2: float64 scene mean, conv kernels)
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_BATCH_SECONDS = 240.0
 DEFAULT_FOLDS = 5
 PROBES = ("logreg", "mlp")
-SKLEARN_HINT = "hear-dual evaluate needs scikit-learn: pip install scikit-learn (or pip install 'hear-dual[dev]')"
 
 
 
@@ -209,10 +209,9 @@ def load_dataset(task: Task, root) -> Dataset:
 
 def make_folds(task: Task, labels, groups=None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, test indices) per fold. Grouped folds never put one group on both sides."""
-    try:
-        from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold
-    except ImportError as e:
-        raise ImportError(SKLEARN_HINT) from e
+    require("sklearn", "hear-dual evaluate")
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut, StratifiedKFold
+
     labels = np.asarray(labels)
     index = np.zeros((len(labels), 1))
     if task.grouped:
@@ -282,13 +281,12 @@ class RowSpace:
 
 def make_probe(kind: str = "logreg", seed: int = 0):
     """A fresh, unfitted sklearn pipeline (see the module docstring for the settings)."""
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.neural_network import MLPClassifier
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-    except ImportError as e:
-        raise ImportError(SKLEARN_HINT) from e
+    require("sklearn", "hear-dual evaluate")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if kind == "logreg":
         return make_pipeline(StandardScaler(), RowSpace(),
                              LogisticRegression(C=1.0, max_iter=5000, random_state=seed))

@@ -11,7 +11,9 @@ import numpy as np
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.checkpoint import CheckpointError, read_checkpoint
+from hear_dual.extras import require
 from hear_dual.inputs import check_numpy_audio, check_pairwise
+from hear_dual.quiet import onnxruntime_log_level
 from hear_dual.spec import Spec
 from hear_dual.weights import resolve
 
@@ -23,7 +25,7 @@ class OnnxModel:
 
     def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int | None = None,
                  threads: int | None = None):
-        import onnxruntime as ort
+        ort = require("onnxruntime", "hear_dual.onnx_impl")
 
         self.spec = spec
         self.sample_rate = spec.sample_rate
@@ -31,6 +33,7 @@ class OnnxModel:
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
         options = ort.SessionOptions()
+        options.log_severity_level = onnxruntime_log_level()
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])

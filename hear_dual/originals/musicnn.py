@@ -58,9 +58,10 @@ from contextlib import contextmanager
 import librosa
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from hear_dual.quiet import import_tensorflow
+
 try:
-    import tensorflow as tf
+    tf = import_tensorflow()     # without its start-up banners (hear_dual.quiet)
 except ImportError:  # load_model explains what to install; the module itself still imports
     tf = None
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
-from hear_dual.tf_impl.model import HearDualModel, load_model
+from hear_dual.tf_impl.model import HearDualModel, load_model, tf
 
 __all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
-
 from hear_dual.audio import dft_fold, frontend_constants
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.layout import to_tf_layout
+from hear_dual.quiet import import_tensorflow
 from hear_dual.spec import Spec
 from hear_dual.weights import resolve
+
+tf = import_tensorflow()       # without its start-up banners (hear_dual.quiet)
 
 
 class LogMel(tf.Module):

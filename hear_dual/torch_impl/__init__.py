@@ -5,8 +5,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ModuleNotFoundError as e:        # hear_dual.torch_impl without torch: one line saying what to install
+    from hear_dual.extras import missing_extra
+
+    raise missing_extra(e, "hear_dual.torch_impl") from None
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise

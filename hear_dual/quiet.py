@@ -1,0 +1,66 @@
+"""Quiet by default: the frameworks' start-up banners and advice stay off hear-dual's output, errors never do.
+
+TensorFlow 2.21 prints its oneDNN banner ("oneDNN custom operations are on ...", twice) and absl's pre-init notice
+from C++ while it loads, whatever TF_CPP_MIN_LOG_LEVEL says, and its CPU-feature advice at INFO level once
+running; ONNX Runtime logs warnings (constant folding it skipped) for graphs it runs anyway. None of these is
+about the user's data. So, unless the user asks for them (HEAR_DUAL_VERBOSE=1, `hear-dual --verbose`, or
+TF_CPP_MIN_LOG_LEVEL set to anything themselves), importing TensorFlow through `import_tensorflow` drops exactly
+those lines from stderr and passes every other line through, TF's runtime log keeps warnings and errors only at
+level 2 set, and ONNX Runtime sessions log errors only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+
+# Lines TensorFlow prints while loading that carry no information about the work (matched as substrings).
+TF_BANNERS = ("oneDNN custom operations are on", "All log messages before absl::InitializeLog() is called",
+              "cpu_feature_guard.cc", "rebuild TensorFlow with the appropriate compiler flags")
+_USER_SET_TF_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ      # read before anything of ours sets it
+
+
+def verbose() -> bool:
+    """True when the user asked to see the frameworks' own messages."""
+    return os.environ.get("HEAR_DUAL_VERBOSE", "") not in ("", "0") or _USER_SET_TF_LEVEL
+
+
+@contextmanager
+def without_banners():
+    """Run the block with stderr (the file descriptor, which C++ writes to) captured, then print back every line but
+    the frameworks' start-up banners. Exceptions propagate as usual; nothing else is dropped."""
+    if verbose():
+        yield
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # TF's runtime: warnings and errors only (no INFO advice)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            sys.stderr.write("".join(line for line in text.splitlines(keepends=True)
+                                     if not any(banner in line for banner in TF_BANNERS)))
+            sys.stderr.flush()
+
+
+def import_tensorflow(feature: str = "hear_dual.tf_impl"):
+    """`import tensorflow`, without its start-up banners unless verbose(); without TensorFlow, one line saying
+    which extra installs it."""
+    from hear_dual.extras import require
+
+    with without_banners():
+        return require("tensorflow", feature)
+
+
+def onnxruntime_log_level() -> int:
+    """ONNX Runtime's session log_severity_level: warnings (1) when verbose, else errors only (3)."""
+    return 1 if verbose() else 3
