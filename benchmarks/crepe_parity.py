@@ -1,7 +1,7 @@
 """CREPE through hear-dual against code nobody here wrote: every backend against torchcrepe.embed and against
 the float64 reference, on generated signals, FSDD speech and near-constant frames; torchcrepe against float64.
 
-    python benchmarks/crepe_parity.py --model tiny            # a Markdown table for docs/crepe.md
+    python benchmarks/crepe_parity.py --model tiny            # a Markdown table for docs/models/crepe.md
     python benchmarks/crepe_parity.py --model full --no-tf2onnx
 
 Each cell is the worst max_rel_diff (SPEC section 9: max |a - b| / max(1, max |ref|)) over the inputs of its

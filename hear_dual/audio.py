@@ -43,6 +43,13 @@ def frontend_constants(spec: Spec) -> dict[str, np.ndarray]:
     return _frontend_constants(spec.to_json())
 
 
+def frontend_window(dft: np.ndarray) -> np.ndarray:
+    """The analysis window, read off the stored windowed DFT matrix: its column 0 is w[n] * cos(0) = w[n], exactly."""
+    window = dft[:, 0].copy()
+    window.setflags(write=False)
+    return window
+
+
 @dataclass(frozen=True)
 class DftFold:
     """The windowed DFT folded by the window's symmetry (SPEC section 3): with head = frames[..., 1 : half + 1]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from hear_dual.command import run
+from hear_dual.results import environment
 
 
 def cmd_info(args) -> int:
@@ -75,22 +76,6 @@ def cmd_demo(args) -> int:
     return 0 if ok else 1
 
 
-def _environment() -> dict:
-    import os
-    import platform
-
-    from hear_dual import __version__
-
-    versions = {}
-    for package in ("numpy", "torch", "tensorflow", "onnxruntime", "onnx", "tf2onnx"):
-        module = sys.modules.get(package)
-        if module is not None:
-            versions[package] = getattr(module, "__version__", "?")
-    return {"hear_dual": __version__, "python": platform.python_version(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(default)"),
-            "versions": versions}
-
-
 def format_summary(summary: list[dict]) -> str:
     lines = []
     for pair in dict.fromkeys(r["pair"] for r in summary):
@@ -143,7 +128,7 @@ def cmd_parity(args) -> int:
     report = {"model": spec.name, "spec_sha256": spec.sha256, "tolerance": spec.tolerance,
               "min_cosine": spec.min_cosine, "backends": names, "inputs": inputs, "lengths": lengths,
               "batches": list(batches), "passed": passed, "summary": summary, "downstream": downstream,
-              "environment": _environment(), "rows": rows}
+              "meta": environment(), "rows": rows}
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -191,7 +176,7 @@ def cmd_portability(args) -> int:
             print(f"{name}: {'pass' if report['passed'] else 'FAIL'}", *report["notes"], file=sys.stderr)
     passed = all(r["passed"] for r in reports)
     if args.json:
-        print(json.dumps({"passed": passed, "personalities": reports}, indent=1))
+        print(json.dumps({"passed": passed, "personalities": reports, "meta": environment()}, indent=1))
         return 0 if passed else 1
     print(matrix_table(reports))
     for report in reports:

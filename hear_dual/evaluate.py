@@ -6,7 +6,7 @@
 HEAR task folders (no --task): DATA is one or more task folders as hearpreprocess writes them, or folders of
 them. Each task is embedded the way heareval embeds it (cached, resumable), then the organizers' downstream
 protocol runs: an MLP per grid point on the first fold rotation, the best one retrained on every rotation,
-scored with the task's own scores (see hear_dual.evaluation and docs/evaluate.md for every difference from
+scored with the task's own scores (see hear_dual.evaluation and docs/guide/evaluate.md for every difference from
 heareval). Each (task, model) result goes to OUT/<task>/<model>.json, and OUT/results.md and results.json are
 rebuilt from every result under OUT, so runs of several modules (say torch_impl and tf_impl) into one OUT
 make one table. A finished result is not recomputed (--overwrite does); event tasks also get
@@ -26,7 +26,7 @@ from hear_dual.evaluation import labelled
 from hear_dual.evaluation.models import REFERENCES, load, model_ref
 from hear_dual.evaluation.protocol import GRIDS
 from hear_dual.extras import require
-from hear_dual.results import jsonable
+from hear_dual.results import environment, jsonable
 
 
 def cmd_labelled(args) -> int:
@@ -42,7 +42,7 @@ def cmd_labelled(args) -> int:
                                batch_seconds=args.batch_seconds, shuffle_labels=args.shuffle_labels,
                                progress=not args.json and sys.stderr.isatty())
     if args.json:
-        print(json.dumps(jsonable(report), indent=2, allow_nan=False))
+        print(json.dumps(jsonable(report | {"meta": environment()}), indent=2, allow_nan=False))
     else:
         print(labelled.format_table(report, details=not args.brief))
     return 0

@@ -182,3 +182,44 @@ def summarise(rows: list[dict]) -> list[dict]:
             "passed": all(r["passed"] for r in group),
         })
     return table
+
+
+def encoders_on_frontend_output(path: str) -> dict:
+    """backend -> a function from a frontend output in canonical layout (a log-mel patch batch (n, time, freq) of a
+    patch spec, or (n, channels, time) of a stream) to that backend's encoder output in channels-last layout, for
+    torch, tf, onnx and the float64 reference: the networks compared on the very same input (e.g. another
+    implementation's log-mel), so the frontend's share of a difference is separated from the network's."""
+    import onnxruntime as ort
+    import torch
+
+    import hear_dual.reference as reference
+    import hear_dual.tf_impl as tf_backend
+    import hear_dual.torch_impl as torch_backend
+    from hear_dual.checkpoint import read_checkpoint
+    from hear_dual.onnx_graph import build_graph
+    from hear_dual.tf_impl.model import tf
+
+    checkpoint = read_checkpoint(path)
+    spec = checkpoint.spec
+    torch_model, tf_model = torch_backend.load_model(path), tf_backend.load_model(path)
+    session = ort.InferenceSession(build_graph(spec, checkpoint.params, checkpoint.constants,
+                                               encoder_only=True).SerializeToString())
+    model = reference.ReferenceModel(spec, checkpoint.params, checkpoint.constants)
+
+    def canonical(x: np.ndarray) -> np.ndarray:          # a patch batch gets its one channel
+        return x[:, None] if spec.is_patched else x
+
+    def tf_layout(x: np.ndarray) -> np.ndarray:
+        return x[..., None] if spec.is_patched else np.moveaxis(x, 1, -1)
+
+    def channels_last(x: np.ndarray) -> np.ndarray:
+        return np.moveaxis(x, 1, -1) if x.ndim >= 3 else x
+
+    def run_torch(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return channels_last(torch_model.run_encoder(torch.from_numpy(canonical(x))).numpy())
+
+    return {"torch": run_torch,
+            "tf": lambda x: tf_model.run_encoder(tf.constant(tf_layout(x))).numpy(),
+            "onnx": lambda x: session.run(None, {"frontend": tf_layout(x)})[0],
+            "float64": lambda x: channels_last(reference.run_encoder(canonical(x).astype(np.float64), model))}

@@ -22,6 +22,8 @@ import sys
 
 import numpy as np
 
+from hear_dual.results import cpu_name
+
 SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tiny", "musicnn-mtt")
 BACKENDS = ("torch", "tf", "onnx")
 MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
@@ -71,14 +73,6 @@ def numpy_dispatch() -> dict:
         from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
     return {"targets": list(__cpu_dispatch__), "active": [t for t in __cpu_dispatch__ if __cpu_features__.get(t)],
             "cpu_has_avx512f": bool(__cpu_features__.get("AVX512F"))}
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def platform_facts() -> dict:

@@ -4,9 +4,9 @@ TensorFlow 2.21 prints its oneDNN banner ("oneDNN custom operations are on ...",
 from C++ while it loads, whatever TF_CPP_MIN_LOG_LEVEL says, and its CPU-feature advice at INFO level once
 running; ONNX Runtime logs warnings (constant folding it skipped) for graphs it runs anyway. None of these is
 about the user's data. So, unless the user asks for them (HEAR_DUAL_VERBOSE=1, `hear-dual --verbose`, or
-TF_CPP_MIN_LOG_LEVEL set to anything themselves), importing TensorFlow through `import_tensorflow` drops exactly
-those lines from stderr and passes every other line through, TF's runtime log keeps warnings and errors only at
-level 2 set, and ONNX Runtime sessions log errors only.
+TF_CPP_MIN_LOG_LEVEL=0 set themselves), importing TensorFlow through `import_tensorflow` drops exactly those lines
+from stderr and passes every other line through, TF's runtime log keeps warnings and errors only (level 2, unless the
+user set a level), and ONNX Runtime sessions log errors only.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from contextlib import contextmanager
 # Lines TensorFlow prints while loading that carry no information about the work (matched as substrings).
 TF_BANNERS = ("oneDNN custom operations are on", "All log messages before absl::InitializeLog() is called",
               "cpu_feature_guard.cc", "rebuild TensorFlow with the appropriate compiler flags")
-_USER_SET_TF_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ      # read before anything of ours sets it
+_USER_TF_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")      # read before anything of ours sets it
 
 
 def verbose() -> bool:
     """True when the user asked to see the frameworks' own messages."""
-    return os.environ.get("HEAR_DUAL_VERBOSE", "") not in ("", "0") or _USER_SET_TF_LEVEL
+    return os.environ.get("HEAR_DUAL_VERBOSE", "") not in ("", "0") or _USER_TF_LEVEL == "0"
 
 
 @contextmanager
@@ -62,5 +62,6 @@ def import_tensorflow(feature: str = "hear_dual.tf_impl"):
 
 
 def onnxruntime_log_level() -> int:
-    """ONNX Runtime's session log_severity_level: warnings (1) when verbose, else errors only (3)."""
-    return 1 if verbose() else 3
+    """ONNX Runtime's session log_severity_level (0 verbose, 1 info, 2 warning, 3 error): warnings when verbose,
+    else errors only."""
+    return 2 if verbose() else 3

@@ -1,16 +1,54 @@
-"""Writing results: strict JSON of reports, and files that are whole or absent.
+"""Writing results: strict JSON of reports, the facts a measurement must carry, and files that are whole or absent.
 
-Low in the package: the commands (compare, embed, evaluate) and the evaluation harness write through it.
+Low in the package: the commands (parity, compare, embed, evaluate, portability), the benchmarks and the evaluation
+harness write through it. Every results file under results/ (the figures of README.md and docs/, rendered by
+hear_dual.figures) carries `environment()` as its "meta": when, on what CPU, with which versions, by which command.
 """
 
 from __future__ import annotations
 
+import datetime
+import importlib.metadata
 import math
 import os
+import platform
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+# The distributions whose versions a measurement depends on.
+VERSIONED = ("hear-dual", "numpy", "torch", "tensorflow-cpu", "tensorflow", "onnxruntime", "onnx", "tf2onnx",
+             "scikit-learn", "musicnn", "torchcrepe")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def environment(command: str | None = None) -> dict:
+    """When, where and how a measurement was made: UTC date, CPU, cores, Python and package versions, the settings
+    that change a framework's arithmetic or threads, and the command (default: this process's own)."""
+    versions = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if command is None:
+        program = Path(sys.argv[0]).name
+        command = shlex.join(["hear-dual" if program == "hear-dual" else f"python {sys.argv[0]}", *sys.argv[1:]])
+    settings = {key: os.environ[key] for key in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES",
+                                                  "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if key in os.environ}
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
+            "cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
+            "versions": versions, "settings": settings, "command": command}
 
 
 def jsonable(value):

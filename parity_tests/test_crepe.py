@@ -93,7 +93,7 @@ def test_near_constant_frames_torchcrepe_is_the_inexact_side(tiny_backends):
 def test_crepe_tiny_parity_matrix(tiny_backends):
     """Every backend pair on every signal class, short (400 samples, one frame) and 2.74 s, alone and in threes;
     then 30 s (several chunks at the scene hop's grouping, 600 timestamps) once. `hear-dual parity --weights
-    crepe-tiny` runs the full matrix (docs/crepe.md)."""
+    crepe-tiny` runs the full matrix (docs/models/crepe.md)."""
     lengths = {"short": 400 / SR, "2.74s": 2.74}
     rows = run_matrix(tiny_backends, SIGNAL_KINDS + ("speech",), lengths, [1, 3])
     long_rows = run_matrix(tiny_backends, ["pink_noise"], {"30s": 30.0}, [1])

@@ -15,7 +15,7 @@ import pytest
 import hear_dual.checkpoints
 import hear_dual.reference as reference
 from hear_dual.checkpoint import read_checkpoint
-from hear_dual.parity import Backend, agreement, input_batch
+from hear_dual.parity import Backend, agreement, encoders_on_frontend_output, input_batch
 from hear_dual.signals import MUSIC_KINDS, music_clip
 from hear_dual.spec import Spec
 
@@ -59,35 +59,6 @@ def test_every_backend_meets_the_gate_against_float64(kind, musicnn_backends, fl
             assert gate.passed, (name, kind, gate)
 
 
-def native_encoders(path: str) -> dict:
-    """name -> a function from log-mel patches (n, 187, 96) to the encoder's outputs, per backend and float64."""
-    import onnxruntime as ort
-    import tensorflow as tf
-    import torch
-
-    import hear_dual.tf_impl as tf_backend
-    import hear_dual.torch_impl as torch_backend
-    from hear_dual.onnx_graph import build_graph
-
-    checkpoint = read_checkpoint(path)
-    torch_model, tf_model = torch_backend.load_model(path), tf_backend.load_model(path)
-    session = ort.InferenceSession(build_graph(checkpoint.spec, checkpoint.params, checkpoint.constants,
-                                               encoder_only=True).SerializeToString())
-    model = reference.ReferenceModel(checkpoint.spec, checkpoint.params, checkpoint.constants)
-
-    def channels_last(x):
-        return np.moveaxis(x, 1, -1) if x.ndim == 3 else x
-
-    def run_torch(patches):
-        with torch.inference_mode():
-            return channels_last(torch_model.run_encoder(torch.from_numpy(patches[:, None])).numpy())
-
-    return {"torch": run_torch,
-            "tf": lambda p: tf_model.run_encoder(tf.constant(p[..., None])).numpy(),
-            "onnx": lambda p: session.run(None, {"frontend": p[..., None]})[0],
-            "float64": lambda p: channels_last(reference.run_encoder(p[:, None].astype(np.float64), model))}
-
-
 @needs_original
 @pytest.mark.parametrize("name, model", [("musicnn-mtt", "MTT_musicnn"), ("vgg-mtt", "MTT_vgg")])
 def test_the_same_log_mel_gives_the_original_networks_outputs(name, model, tmp_path, monkeypatch):
@@ -99,7 +70,7 @@ def test_the_same_log_mel_gives_the_original_networks_outputs(name, model, tmp_p
     from hear_dual.weights import resolve
 
     spec = Spec.builtin(f"hear-dual-{name}")
-    encoders, network = native_encoders(resolve(name)), original.load_model(model)
+    encoders, network = encoders_on_frontend_output(resolve(name)), original.load_model(model)
     sounds = [music_clip("chords", LENGTH, 16000), music_clip("drums", LENGTH, 16000, 1),
               clips("tone_mix", 1)[0], clips("pink_noise", 1)[0]]
     speech = input_batch("speech", 1, LENGTH, 16000)

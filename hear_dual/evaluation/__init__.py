@@ -11,5 +11,5 @@
     models      what is evaluated: a module by import name, or a named reference
     labelled    the shallow-probe evaluation on labelled folders (`--task`, FSDD presets)
 
-docs/evaluate.md lists every place where the protocol differs from heareval 2021.1.3.
+docs/guide/evaluate.md lists every place where the protocol differs from heareval 2021.1.3.
 """

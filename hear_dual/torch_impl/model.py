@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_dual.audio import dft_fold, frontend_constants
+from hear_dual.audio import frontend_constants, frontend_window
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.spec import Spec
@@ -15,7 +15,7 @@ from hear_dual.weights import resolve
 
 
 class LogMel(nn.Module):
-    """Frames, then the windowed DFT folded by the window's symmetry: two matmuls of half the size."""
+    """Frames, the windowed DFT as a real FFT in the frontend's precision, the power, the mel matrix, the log."""
 
     def __init__(self, spec: Spec, constants: dict | None = None):
         """constants: the checkpoint's frontend constants (default: computed from the spec on this machine)."""
@@ -23,12 +23,9 @@ class LogMel(nn.Module):
         constants = constants or frontend_constants(spec)
         self.register_buffer("dft", torch.from_numpy(constants["frontend.dft"].copy()))
         self.register_buffer("mel", torch.from_numpy(constants["frontend.mel"].copy()))
-        fold = dft_fold(constants["frontend.dft"])
-        # Not persistent: rows of dft, so they stay out of the state dict.
-        self.register_buffer("dft_even", torch.from_numpy(fold.even.copy()), persistent=False)
-        self.register_buffer("dft_odd", torch.from_numpy(fold.odd.copy()), persistent=False)
-        self.register_buffer("fold_tail", torch.from_numpy(fold.tail_index.copy()), persistent=False)
-        self.fold_half = fold.half
+        # Not persistent: column 0 of dft is the window exactly (w[n] cos 0), so it stays out of the state dict.
+        self.register_buffer("window", torch.from_numpy(frontend_window(constants["frontend.dft"]).copy()),
+                             persistent=False)
         self.hop = spec.frontend["hop_length"]
         self.win_length = spec.frontend["win_length"]
         self.log_offset = spec.frontend.get("log_offset")
@@ -42,10 +39,10 @@ class LogMel(nn.Module):
         # amplify float32 rounding there into cross-framework drift.
         audio = audio.to(self.dft.dtype)
         frames = audio.unfold(1, self.win_length, self.hop)    # (batch, F, N), a strided view
-        head, tail = frames[..., 1 : self.fold_half + 1], frames.index_select(2, self.fold_tail)
-        real = (head + tail) @ self.dft_even
-        imag = (head - tail) @ self.dft_odd
-        return (real * real + imag * imag) @ self.mel
+        # The spec's frames @ D, as an FFT of the windowed frames: the same sums in float64 to ~1e-16, and the same
+        # float32 log-mel (SPEC section 3), in half the time of the folded matmul and a third of the plain one.
+        spectrum = torch.fft.rfft(frames * self.window, n=self.win_length)
+        return (spectrum.real * spectrum.real + spectrum.imag * spectrum.imag) @ self.mel
 
     def to_embeddings(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         return x.transpose(1, 2)       # (batch, D, T) -> (batch, T, D)
@@ -386,6 +383,9 @@ class HearDualModel(nn.Module):
 
 
 def load_model(model_file_path: str = "") -> HearDualModel:
+    """The HEAR 2021 entry point: the model of a checkpoint file, of a model's short name ("base", "compact",
+    "crepe-tiny", "musicnn-mtt", ...; those converted from another package's weights are converted on first use), or
+    of the shipped default ("") as a torch.nn.Module, with sample_rate, timestamp_embedding_size and scene_embedding_size."""
     checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
     model = HearDualModel(checkpoint.spec, constants=checkpoint.constants).load_parameters(checkpoint.params)
     model.checkpoint_path = checkpoint.path
