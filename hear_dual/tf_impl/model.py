@@ -391,7 +391,8 @@ class HearDualModel(tf.Module):
 def load_model(model_file_path: str = "") -> HearDualModel:
     """The HEAR 2021 entry point: the model of a checkpoint file, of a model's short name ("base", "compact",
     "crepe-tiny", "musicnn-mtt", ...; those converted from another package's weights are converted on first use), or
-    of the shipped default ("") as a tf.Module, with sample_rate, timestamp_embedding_size and scene_embedding_size."""
+    of the shipped default ("") as a tf.Module, with sample_rate, timestamp_embedding_size and
+    scene_embedding_size."""
     # TensorFlow runs float32 matmuls and convolutions on GPUs in TF32 by default (10 mantissa bits, ~3e-4
     # relative error); it has no scoped switch, so loading a model turns it off for the process. No effect on CPUs.
     tf.config.experimental.enable_tensor_float_32_execution(False)

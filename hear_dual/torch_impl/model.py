@@ -385,7 +385,8 @@ class HearDualModel(nn.Module):
 def load_model(model_file_path: str = "") -> HearDualModel:
     """The HEAR 2021 entry point: the model of a checkpoint file, of a model's short name ("base", "compact",
     "crepe-tiny", "musicnn-mtt", ...; those converted from another package's weights are converted on first use), or
-    of the shipped default ("") as a torch.nn.Module, with sample_rate, timestamp_embedding_size and scene_embedding_size."""
+    of the shipped default ("") as a torch.nn.Module, with sample_rate, timestamp_embedding_size and
+    scene_embedding_size."""
     checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
     model = HearDualModel(checkpoint.spec, constants=checkpoint.constants).load_parameters(checkpoint.params)
     model.checkpoint_path = checkpoint.path
