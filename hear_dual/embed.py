@@ -43,6 +43,7 @@ import logging
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -237,6 +238,11 @@ class Embedder:
 
 def process_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = False) -> list[Result]:
     """Read, embed and write one batch; a file that cannot be read, embedded or written fails alone."""
+    return write_batch(*embed_batch(embedder, jobs, scene_only))
+
+
+def embed_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = False) -> tuple[list, list]:
+    """Read and embed one batch: (results of the files that failed, [(job, arrays to write, audio seconds)])."""
     results, clips, read = [], [], []
     for job in jobs:
         try:
@@ -251,25 +257,39 @@ def process_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = Fa
         clips.append(audio)
         read.append((job, rate, frames))
     if not clips:
-        return results
+        return results, []
     try:
         outputs = embedder.embed(clips)
     except Exception as e:
         return results + [Result(job.source, job.output, "failed", f"embedding failed: {_reason(e)}")
-                          for job, _, _ in read]
-    metadata = embedder.metadata()
+                          for job, _, _ in read], []
+    metadata, todo = embedder.metadata(), []
     for (job, rate, frames), (embeddings, timestamps, scene) in zip(read, outputs):
         arrays = {"timestamps": timestamps}
         if not scene_only:
             arrays["embeddings"] = embeddings
         arrays |= {"scene": scene, **metadata, "source": np.str_(job.source),
                    "source_sample_rate": np.int64(rate), "duration_s": np.float64(frames / rate)}
+        todo.append((job, arrays, frames / rate))
+    return results, todo
+
+
+def finished(path) -> bool:
+    """An output a previous run completed: a whole .npz archive (its end record is there)."""
+    return os.path.isfile(path) and zipfile.is_zipfile(path)
+
+
+def write_batch(results: list[Result], todo: list) -> list[Result]:
+    """Write embed_batch's outputs, each file atomically; one that cannot be written fails alone."""
+    for job, arrays, seconds in todo:
         try:
-            write_npz_atomic(job.write_path, arrays)
+            # No fsync per file (it cost as much as the model on short clips): a file cut short by a crash of the
+            # machine is not a complete archive, and the next run redoes it (finished()).
+            write_npz_atomic(job.write_path, arrays, sync=False)
         except Exception as e:
             results.append(Result(job.source, job.output, "failed", f"cannot write {job.output}: {_reason(e)}"))
             continue
-        results.append(Result(job.source, job.output, "embedded", audio_seconds=frames / rate))
+        results.append(Result(job.source, job.output, "embedded", audio_seconds=seconds))
     return results
 
 
@@ -292,9 +312,20 @@ class _EmbedWorker:
 
 
 def _run_local(batches, backend, weights, scene_only, on_results) -> None:
+    """Each batch's files are written by a second thread while the next batch is read and embedded: on thousands
+    of short clips, creating, writing and syncing the files takes as long as the model."""
+    from concurrent.futures import ThreadPoolExecutor
+
     embedder = Embedder(backend, weights)
-    for batch in batches:
-        on_results(process_batch(embedder, batch, scene_only))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hear-dual-write") as writer:
+        pending = None
+        for batch in batches:
+            embedded = embed_batch(embedder, batch, scene_only)
+            if pending is not None:
+                on_results(pending.result())
+            pending = writer.submit(write_batch, *embedded)
+        if pending is not None:
+            on_results(pending.result())
 
 
 def _import_ray():
@@ -382,7 +413,7 @@ def embed_paths(inputs, out_dir, backend: str = "torch", weights: str = "", scen
         report(failure)
     skipped, pending = [], []
     for job in jobs:
-        if not overwrite and os.path.exists(job.write_path):
+        if not overwrite and finished(job.write_path):
             skipped.append(job)
             continue
         try:

@@ -270,11 +270,13 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
                     report["problems"].append(f"{name}: {backend} misses the {against} on {r['case']} "
                                               f"(chunk {r['chunk'] or 'auto'}): {reason}")
         if parity and {"torch", "tf"} <= set(models) and name in CHECKPOINT_CASES:
-            entry["torch_vs_tf"] = _torch_vs_tf(models)
+            entry["pairs"] = _backend_pairs(models)
+            entry["torch_vs_tf"] = entry["pairs"]["torch vs tf"]
             bound = models["torch"][1].spec.tolerance / PARITY_MARGIN
-            if entry["torch_vs_tf"]["max_rel_diff"] > bound:
-                report["problems"].append(f"{name}: torch vs tf differ by {entry['torch_vs_tf']['max_rel_diff']:.3g} "
-                                          f"relative, more than half the parity tolerance ({bound:g})")
+            for pair, result in entry["pairs"].items():
+                if result["max_rel_diff"] > bound:
+                    report["problems"].append(f"{name}: {pair} differ by {result['max_rel_diff']:.3g} relative, more "
+                                              f"than half the parity tolerance ({bound:g})")
     if parity:
         report["conv_rounding"] = conv_rounding(backends)
         for backend, error in report["conv_rounding"].items():
@@ -285,20 +287,27 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
     return report
 
 
-def _torch_vs_tf(models: dict) -> dict:
-    """torch vs TF on every generated signal class and on FSDD speech, 0.025 s and 2.74 s, three sounds a batch."""
+def _backend_pairs(models: dict) -> dict:
+    """Every pair of the loaded backends (torch, tf, onnx) on every generated signal class and on FSDD speech,
+    0.025 s and 2.74 s, three sounds a batch: {"torch vs tf": {...}, ...}."""
     from hear_dual.parity import Backend, input_batch, run_matrix, summarise
     from hear_dual.signals import SIGNAL_KINDS
 
-    pair = {name: Backend.loaded(name, *models[name]) for name in ("torch", "tf")}
+    loaded = {name: Backend.loaded(name, *models[name]) for name in BACKENDS if name in models}
     inputs = list(SIGNAL_KINDS)
-    if input_batch("speech", 1, 10, pair["torch"].spec.sample_rate) is not None:
+    if input_batch("speech", 1, 10, loaded["torch"].spec.sample_rate) is not None:
         inputs.append("speech")
-    rows = run_matrix(pair, inputs, {"short": 400 / 16000, "2.74s": 2.74}, (3,))
-    summary = summarise(rows)
-    return {"cases": len(rows), "inputs": inputs, "max_rel_diff": max(r["max_rel_diff"] for r in summary),
-            "speech_max_rel_diff": max((r["max_rel_diff"] for r in summary if r["input"] == "speech"), default=None),
-            "min_cosine": min(r["min_cosine"] for r in summary), "passed": all(r["passed"] for r in summary)}
+    rows = run_matrix(loaded, inputs, {"short": 400 / 16000, "2.74s": 2.74}, (3,))
+    pairs = {}
+    for pair in dict.fromkeys(r["pair"] for r in rows):
+        summary = [r for r in summarise(rows) if r["pair"] == pair]
+        pairs[pair] = {"cases": sum(r["cases"] for r in summary), "inputs": inputs,
+                       "max_rel_diff": max(r["max_rel_diff"] for r in summary),
+                       "speech_max_rel_diff": max((r["max_rel_diff"] for r in summary if r["input"] == "speech"),
+                                                  default=None),
+                       "min_cosine": min(r["min_cosine"] for r in summary),
+                       "passed": all(r["passed"] for r in summary)}
+    return pairs
 
 
 # --- the matrix, in subprocesses -----------------------------------------------------------------------
@@ -355,10 +364,11 @@ def emulation_notes(report: dict, native: dict) -> list[str]:
 def matrix_table(reports: list[dict]) -> str:
     """Markdown: worst relative difference against the golden embeddings per personality, checkpoint and backend."""
     lines = ["| personality | numpy dispatch | torch / oneDNN | checkpoint | torch vs golden | tf vs golden "
-             "| onnx vs golden | torch vs tf | result |", "|---|---|---|---|---|---|---|---|---|"]
+             "| onnx vs golden | torch vs tf | worst pair with onnx | result |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for report in reports:
         if "platform" not in report:
-            lines.append(f"| {report['personality']} | crashed | | | | | | | FAIL |")
+            lines.append(f"| {report['personality']} | crashed | | | | | | | | FAIL |")
             continue
         dispatch = ",".join(report["platform"]["numpy_dispatch"]["active"]) or "baseline"
         torch_cap = (report["platform"].get("torch") or {}).get("cpu_capability", "-")
@@ -366,9 +376,11 @@ def matrix_table(reports: list[dict]) -> str:
         for name, entry in report["checkpoints"].items():
             golden = [f"{entry['golden'][b]:.2e}" if entry["golden"].get(b) is not None else "-" for b in BACKENDS]
             pair = entry.get("torch_vs_tf", {}).get("max_rel_diff")
+            onnx = max((r["max_rel_diff"] for p, r in entry.get("pairs", {}).items() if "onnx" in p), default=None)
             failed = any(p.startswith(f"{name}:") for p in report["problems"])
             lines.append(f"| {report['personality']} | {dispatch} | {torch_cap} | {name} | {' | '.join(golden)} | "
-                         f"{'-' if pair is None else f'{pair:.2e}'} | {'FAIL' if failed else 'pass'} |")
+                         f"{'-' if pair is None else f'{pair:.2e}'} | {'-' if onnx is None else f'{onnx:.2e}'} | "
+                         f"{'FAIL' if failed else 'pass'} |")
     return "\n".join(lines)
 
 
@@ -396,9 +408,8 @@ def format_doctor(report: dict) -> str:
         golden = ", ".join(f"{b} {v:.2e}" for b, v in entry["golden"].items() if v is not None)
         lines.append(f"{name:<{width}} {cases:>2} cases x {len(entry['golden'])} backends, worst relative to float64: "
                      f"{golden or 'nothing ran'}")
-        if "torch_vs_tf" in entry:
-            pair = entry["torch_vs_tf"]
-            lines.append(f"{'':<{width}} torch vs tf: {pair['max_rel_diff']:.2e} over {pair['cases']} comparisons")
+        for name_pair, pair in entry.get("pairs", {}).items():
+            lines.append(f"{'':<{width}} {name_pair}: {pair['max_rel_diff']:.2e} over {pair['cases']} comparisons")
     if "conv_rounding" in report:
         lines.append("conv1d rounding against float64: " +
                      ", ".join(f"{b} {v:.2e}" for b, v in report["conv_rounding"].items()) +

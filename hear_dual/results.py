@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import io
 import math
 import os
 import platform
@@ -43,7 +44,8 @@ def environment(command: str | None = None) -> dict:
             pass
     if command is None:
         program = Path(sys.argv[0]).name
-        command = shlex.join(["hear-dual" if program == "hear-dual" else f"python {sys.argv[0]}", *sys.argv[1:]])
+        command = ("hear-dual " if program == "hear-dual" else "python ") + shlex.join(
+            sys.argv[1:] if program == "hear-dual" else sys.argv)
     settings = {key: os.environ[key] for key in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES",
                                                   "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if key in os.environ}
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
@@ -70,16 +72,20 @@ def _savez(file, **arrays) -> None:
     np.savez(file, **arrays)
 
 
-def write_npz_atomic(path, arrays: dict) -> None:
-    """np.savez to a hidden temporary file beside path, fsync, then os.replace: path is whole or absent."""
+def write_npz_atomic(path, arrays: dict, sync: bool = True) -> None:
+    """np.savez to a hidden temporary file beside path, fsync (unless sync=False), then os.replace: path is whole or
+    absent, whenever the process is interrupted; with sync, also after a crash of the machine."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()        # the archive in memory first: one write instead of many small ones and seeks
+    _savez(buffer, **arrays)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            _savez(f, **arrays)
+            f.write(buffer.getbuffer())
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

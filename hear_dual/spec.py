@@ -305,6 +305,49 @@ class Spec:
                 channels += layer.out_channels
         return flops
 
+    def matmuls(self) -> list[dict]:
+        """The matrix products inside flops_per_second, per audio second (what a benchmark's GEMM limit is made
+        of): `count` products of (`rows`, `k`) by (`k`, `n`) in `dtype`, `rows` per audio second. Convolutions as
+        SPEC section 4 computes them: one product per kernel tap of in_channels terms (the taps gathered into one
+        when in_channels is 1); the frontend's DFT and mel filterbank in its precision."""
+        fe = self.frontend
+        frames = self.sample_rate / fe["hop_length"]
+
+        def product(layer: str, rows: float, k: int, n: int, count: int = 1, dtype: str = "float32") -> dict:
+            return {"layer": layer, "rows": rows, "k": k, "n": n, "count": count, "dtype": dtype}
+
+        def conv(name: str, rows: float, cin: int, cout: int, taps: int) -> dict:
+            return product(name, rows, taps, cout) if cin == 1 else product(name, rows, cin, cout, taps)
+
+        if self.is_framed:
+            units = frames
+        else:
+            dtype = fe.get("precision", "float64")
+            out = [product("frontend.dft", frames, fe["win_length"], 2 * self.n_bins, dtype=dtype),
+                   product("frontend.mel", frames, self.n_bins, fe["n_mels"], dtype=dtype)]
+            units = frames / (fe["patch_frames"] if self.per_frame else fe["patch_hop"]) if self.is_patched else None
+        if units is None:           # the log-mel stream: rates fall with each stride
+            rate = frames
+            for layer in self.layers:
+                if layer.op == "conv1d":
+                    rate /= layer.stride
+                if layer.op in ("conv1d", "skip_conv1d"):
+                    out.append(conv(layer.name, rate, layer.in_channels, layer.out_channels, layer.kernel_size))
+            return out
+        out = [] if self.is_framed else out
+        shapes = dict(_unit_shapes(self.raw))
+        for layer in self.layers:
+            positions = math.prod(shapes[layer.name][1:])      # output positions of one unit (time x freq)
+            if layer.op == "conv1d":
+                out.append(conv(layer.name, units * positions, layer.in_channels, layer.out_channels,
+                                layer.kernel_size))
+            elif layer.op == "conv2d":
+                out.append(conv(layer.name, units * positions, layer.in_channels, layer.out_channels,
+                                math.prod(layer.kernel_size)))
+            elif layer.op == "dense":
+                out.append(product(layer.name, units, layer.in_features, layer.out_features))
+        return out
+
     def summary(self) -> dict:
         return {
             "name": self.name,

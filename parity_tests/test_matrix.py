@@ -18,7 +18,7 @@ def cases():
     for kind in INPUTS:
         for length in LENGTHS_S:
             for batch in BATCHES:
-                marks = [pytest.mark.slow] if (length == "60s" and batch == 16) else []
+                marks = [pytest.mark.slow] if (length == "60s" or batch == 16) else []
                 yield pytest.param(kind, length, batch, marks=marks, id=f"{kind}-{length}-b{batch}")
 
 

@@ -42,8 +42,9 @@ def float64_model():
     return reference.load_model("musicnn-mtt")
 
 
-@pytest.mark.parametrize("kind", ["silence", "near_silence", "white_noise", "sine_near_nyquist", "square", "chirp",
-                                  "dc_offset", "speech", *MUSIC_KINDS])
+@pytest.mark.parametrize("kind", ["speech", "sine_near_nyquist"] + [
+    pytest.param(kind, marks=pytest.mark.slow) for kind in ("silence", "near_silence", "white_noise", "square", "chirp",
+                                                            "dc_offset", *MUSIC_KINDS)])
 def test_every_backend_meets_the_gate_against_float64(kind, musicnn_backends, float64_model):
     audio = clips(kind)
     if audio is None:
@@ -83,6 +84,7 @@ def test_the_same_log_mel_gives_the_original_networks_outputs(name, model, tmp_p
 
 
 @needs_original
+@pytest.mark.slow
 def test_end_to_end_agrees_with_the_original_on_speech_and_music(musicnn_backends):
     """The whole pipeline, librosa's float32 frontend included: its float16 roundings differ from section 3.3's on a
     few bins in 10^5 (SPEC 3.3), which moves embeddings by far less than the gate."""

@@ -245,7 +245,7 @@ def test_probe_agreement_splits_and_agreement():
 def test_probe_agreement_needs_sklearn(monkeypatch):
     for name in [m for m in sys.modules if m == "sklearn" or m.startswith("sklearn.")] + ["sklearn"]:
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ImportError, match="pip install scikit-learn"):
+    with pytest.raises(ImportError, match=r"needs sklearn: pip install \"hear-dual\[eval\]\""):
         probe_agreement(np.zeros((4, 2)), np.zeros((4, 2)), [0, 1, 0, 1])
 
 

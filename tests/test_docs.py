@@ -4,8 +4,6 @@ results files by hear_dual.figures between such markers, never typed in)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import re
 import subprocess
@@ -20,34 +18,14 @@ CONFIG = ROOT / "mkdocs.yml"
 # Pages under docs/ deliberately left out of the nav (mkdocs.yml's `not_in_nav`); none at present.
 NOT_IN_NAV: set[str] = set()
 
-# The figures the pages may mark. hear_dual.figures' registry (RENDERERS) replaces this set once it exists.
-FIGURE_NAMES = {
-    "models",
-    "fsdd-base",
-    "fsdd-compact",
-    "fsdd-crepe",
-    "crepe-vs-torchcrepe",
-    "speed-crepe",
-    "parity-base",
-    "parity-compact",
-    "parity-crepe-tiny",
-    "parity-musicnn-mtt",
-    "portability",
-    "conv-rounding",
-    "speed",
-    "memory",
-    "threads",
-}
 OPEN = re.compile(r"<!--\s*figures:\s*(?P<name>[^\s>]+)\s*-->")
 CLOSE = re.compile(r"<!--\s*/figures\s*-->")
 
 
 def figure_names() -> set[str]:
-    if importlib.util.find_spec("hear_dual.figures") is not None:
-        renderers = getattr(importlib.import_module("hear_dual.figures"), "RENDERERS", None)
-        if isinstance(renderers, dict):
-            return set(renderers)
-    return FIGURE_NAMES
+    from hear_dual.figures import RENDERERS
+
+    return set(RENDERERS)
 
 
 def marked_files() -> list[Path]:

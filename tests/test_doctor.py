@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import onnx
+import pytest
 from onnx import numpy_helper
 
 import hear_dual
@@ -41,6 +42,7 @@ def corrupt(path, name):
     onnx.save(graph, path)
 
 
+@pytest.mark.slow
 def test_doctor_fails_clearly_on_a_corrupted_installed_checkpoint(tmp_path):
     """A damaged install (here: one kernel tap of the shipped default transposed) is named, case by case."""
     package = tmp_path / "site" / "hear_dual"
@@ -65,6 +67,7 @@ def test_doctor_fails_clearly_on_a_checkpoint_that_does_not_load(tmp_path):
     assert "FAIL" in run.stdout and "cannot load" in run.stdout and "frontend.mel" in run.stdout
 
 
+@pytest.mark.slow
 def test_doctor_checks_any_checkpoint_against_the_float64_reference(tmp_path):
     path = tmp_path / "mine.onnx"
     shutil.copy(shipped_path("hear-dual-compact"), path)

@@ -15,6 +15,8 @@ from test_embed import _files, _load  # noqa: E402  (same helpers as the local-e
 
 from hear_dual.embed import embed_paths  # noqa: E402
 
+pytestmark = pytest.mark.slow    # a Ray cluster starts in about 10 s
+
 RAY_CPUS = 2
 GOOD = ("a.wav", "sub/b.flac", "sub/deeper/c.ogg")
 KEYS = {"timestamps", "embeddings", "scene", "model", "spec_version", "spec_sha256", "checkpoint_sha256", "backend",

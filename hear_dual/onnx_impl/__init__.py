@@ -7,6 +7,8 @@ that maps the spec's padded audio chunk to timestamp embeddings (tf_impl exporte
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
@@ -34,7 +36,10 @@ class OnnxModel:
         self.chunk_timestamps = chunk_timestamps
         options = ort.SessionOptions()
         options.log_severity_level = onnxruntime_log_level()
-        if threads:
+        # ONNX Runtime's default is one thread per physical core; a user who caps OpenMP (OMP_NUM_THREADS), as
+        # torch and TensorFlow read it, caps this backend too.
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        if threads > 0:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()

@@ -1,0 +1,97 @@
+"""Figures as data (hear_dual.figures): the tables in README.md and docs/ are exactly what their committed results
+files render to, a table that drifts from its results file is caught, and every table says when, where and how
+it was measured."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hear_dual import figures
+
+META = {"date": "2026-12-06T10:00:00+00:00", "cpu": "Test CPU 9000", "cores": 2,
+        "versions": {"hear-dual": "0", "numpy": "2", "torch": "2.13.0", "tensorflow-cpu": "2.21.0",
+                     "onnxruntime": "1.23"},
+        "settings": {}, "command": "hear-dual parity --weights base --json"}
+
+
+def parity_report(worst: float) -> dict:
+    row = {"pair": "torch vs tf", "input": "white_noise", "cases": 3, "max_abs_diff": worst, "max_rel_diff": worst,
+           "min_cosine": 0.9999999999, "timestamps_identical": True, "passed": True}
+    return {"model": "hear-dual-base", "tolerance": 2e-5, "min_cosine": 0.99999999, "inputs": ["white_noise"],
+            "lengths": {"short": 0.5}, "batches": [1, 3], "passed": True, "summary": [row], "downstream": None,
+            "meta": META, "rows": [row] * 3}
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "RESULTS", tmp_path)
+    return tmp_path
+
+
+def test_the_committed_pages_match_their_results_files(capsys):
+    """The drift check on this repository: run `python -m hear_dual.figures` after re-measuring."""
+    status = figures.main(["--check"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+
+
+def test_a_table_that_drifts_from_its_results_is_caught(results):
+    (results / "parity-base.json").write_text(json.dumps(parity_report(1.5e-6)))
+    page = "intro\n<!-- figures: parity-base -->\n| typed | by hand |\n<!-- /figures -->\nafter\n"
+    errors: list = []
+    rendered = figures.render_text(page, errors)
+    assert not errors
+    assert rendered != page and "1.5e-06" in rendered and "| typed |" not in rendered
+    assert rendered.startswith("intro\n") and rendered.endswith("after\n")
+    assert figures.render_text(rendered, errors) == rendered  # rendering is idempotent: a clean page stays clean
+    (results / "parity-base.json").write_text(json.dumps(parity_report(3.2e-6)))  # re-measured
+    assert figures.render_text(rendered, errors) != rendered and "3.2e-06" in figures.render_text(rendered, errors)
+
+
+def test_every_table_names_its_date_machine_and_command(results):
+    (results / "parity-base.json").write_text(json.dumps(parity_report(1.5e-6)))
+    body = figures.RENDERERS["parity-base"]("docs/parity.md")
+    assert "2026-12-06" in body and "Test CPU 9000" in body and "2 cores" in body
+    assert "`hear-dual parity --weights base --json`" in body and "torch 2.13.0" in body
+
+
+def test_a_missing_results_file_is_an_error_naming_it(results):
+    page = "<!-- figures: memory -->\nold\n<!-- /figures -->\n"
+    errors: list = []
+    assert figures.render_text(page, errors, "docs/speed.md") == page  # left as it was
+    assert len(errors) == 1 and "memory.json is missing" in errors[0] and "docs/speed.md" in errors[0]
+
+
+def test_an_unknown_figure_is_an_error(results):
+    errors: list = []
+    figures.render_text("<!-- figures: nonsense -->\n<!-- /figures -->\n", errors, "README.md")
+    assert errors and "unknown figure 'nonsense'" in errors[0]
+
+
+def test_check_mode_changes_nothing_and_fails_on_a_stale_page(results, tmp_path, monkeypatch):
+    (results / "parity-base.json").write_text(json.dumps(parity_report(1.5e-6)))
+    page = tmp_path / "page.md"
+    page.write_text("<!-- figures: parity-base -->\nstale\n<!-- /figures -->\n")
+    monkeypatch.setattr(figures, "ROOT", tmp_path)
+    monkeypatch.setattr(figures, "pages", lambda: [page])
+    assert figures.main(["--check"]) == 1
+    assert "stale" in page.read_text()
+    assert figures.main([]) == 0 and "stale" not in page.read_text()
+    assert figures.main(["--check"]) == 0
+
+
+def test_several_runs_gather_into_one_table(results, tmp_path):
+    run = {"meta": META | {"command": "hear-dual evaluate hear_dual.torch_impl fsdd --weights crepe-tiny"},
+           "models": [{"module": "hear_dual.torch_impl", "weights": "crepe-tiny", "reference": None,
+                       "scene_embedding_size": 256, "results": {"fsdd-digit": {"mean": 0.25, "std": 0.01},
+                                                                "fsdd-speaker": {"mean": 0.75, "std": 0.02}}}]}
+    other = json.loads(json.dumps(run).replace("crepe-tiny", "crepe-full").replace("0.25", "0.34"))
+    (tmp_path / "a.json").write_text(json.dumps(run))
+    (tmp_path / "b.json").write_text(json.dumps(other))
+    assert figures.main(["--gather", str(results / "fsdd-crepe.json"), str(tmp_path / "a.json"),
+                         str(tmp_path / "b.json")]) == 0
+    body = figures.RENDERERS["fsdd-crepe"]("docs/models/crepe.md")
+    assert "| `crepe-tiny` |" in body and "0.250 ± 0.010" in body and "| `crepe-full` |" in body and "0.340" in body
+    assert body.count("*Measured") == 1 and "--weights crepe-tiny`, `" in body      # one date and machine, two commands
