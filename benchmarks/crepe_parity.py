@@ -13,7 +13,6 @@ row; the gate is 2e-5. Inputs: 2 sounds x 2.74 s (--seconds) of each generated k
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 
@@ -80,11 +79,10 @@ def main(argv=None) -> int:
             print(f"| {group} | " + " | ".join(f"{worst[c]:.2g}" for c in columns) + " |", flush=True)
             table[group] = worst
     if args.json:
-        from hear_dual.results import environment
+        from hear_dual.results import environment, write_json_atomic
 
-        with open(args.json, "w") as f:
-            json.dump({"meta": environment(), "model": f"crepe-{args.model}", "seconds": args.seconds,
-                       "columns": columns, "groups": table}, f, indent=1)
+        write_json_atomic(args.json, {"meta": environment(), "model": f"crepe-{args.model}", "seconds": args.seconds,
+                                      "columns": columns, "groups": table})
     return 0
 
 

@@ -13,7 +13,6 @@ timestamp and scene embeddings together; the gate is 2e-5. Needs the test extras
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
@@ -100,13 +99,12 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {list(MODELS)}")
     parser.add_argument("--json", metavar="PATH", help="write the results (with their meta) to PATH")
     args = parser.parse_args(argv)
-    from hear_dual.results import environment, jsonable
+    from hear_dual.results import environment, write_json_atomic
 
     report = {"meta": environment(), "models": {name: measure(name, MODELS[name])
                                                 for name in args.models.split(",") if name}}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(jsonable(report), f, indent=1, allow_nan=False)
+        write_json_atomic(args.json, report)
     return 0
 
 

@@ -209,12 +209,12 @@ def gemm_limit(model: str, case: str, threads: int | None = None) -> dict:
             a = torch.rand(rows, product["k"], dtype=dtype)
             b = torch.rand(product["k"], product["n"], dtype=dtype)
             a @ b
-            runs = []
+            runs, repeats = [], max(1, int(2e8 // (2 * rows * product["k"] * product["n"])))   # ~0.2 GFLOP a run
             for _ in range(5):
                 t0 = time.perf_counter()
-                for _ in range(max(1, int(2e8 // (2 * rows * product["k"] * product["n"])))):
+                for _ in range(repeats):
                     a @ b
-                runs.append((time.perf_counter() - t0) / max(1, int(2e8 // (2 * rows * product["k"] * product["n"]))))
+                runs.append((time.perf_counter() - t0) / repeats)
             rates[key] = 2 * rows * product["k"] * product["n"] / float(np.median(runs))
         work = 2 * product["rows"] * product["k"] * product["n"] * product["count"] * seconds * n_sounds
         flops += work
@@ -319,12 +319,11 @@ def main(argv=None) -> int:
         return 0
     if not args.mode:
         parser.error("name a mode: speed, memory or threads")
-    from hear_dual.results import environment
+    from hear_dual.results import environment, write_json_atomic
 
     report = {"meta": environment()} | {"speed": speed, "memory": memory, "threads": threads}[args.mode](args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        write_json_atomic(args.json, report)
     return 0
 
 

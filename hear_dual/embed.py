@@ -21,7 +21,7 @@ reads it) holds
     sample_rate, source_sample_rate     int64;  duration_s  float64 (length of the file as read)
 
 Writes are atomic (a hidden temporary file in the same folder, then os.replace), so an interrupted run
-leaves no partial .npz; a rerun skips the inputs whose .npz exists (--overwrite redoes them).
+leaves no partial .npz; a rerun skips the inputs whose .npz is a whole archive (--overwrite redoes them).
 
 Batching: files are sorted by length and grouped into batches of at most --batch-seconds of padded audio
 (every clip is zero-padded to the longest clip of its batch); files longer than 60 s go alone. Each clip's
@@ -275,8 +275,15 @@ def embed_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = Fals
 
 
 def finished(path) -> bool:
-    """An output a previous run completed: a whole .npz archive (its end record is there)."""
-    return os.path.isfile(path) and zipfile.is_zipfile(path)
+    """An output a previous run completed: a whole .npz archive whose members all match their checksums (outputs
+    are not synced one by one, so a crash of the machine may leave an end record over missing data)."""
+    if not (os.path.isfile(path) and zipfile.is_zipfile(path)):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def write_batch(results: list[Result], todo: list) -> list[Result]:
@@ -313,7 +320,7 @@ class _EmbedWorker:
 
 def _run_local(batches, backend, weights, scene_only, on_results) -> None:
     """Each batch's files are written by a second thread while the next batch is read and embedded: on thousands
-    of short clips, creating, writing and syncing the files takes as long as the model."""
+    of short clips, creating and writing the files took as long as the model."""
     from concurrent.futures import ThreadPoolExecutor
 
     embedder = Embedder(backend, weights)

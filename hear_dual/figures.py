@@ -73,7 +73,8 @@ def measured(*results: dict) -> str:
         meta = result["meta"]
         versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if k in ("torch", "tensorflow-cpu",
                                                                                        "onnxruntime"))
-        where = f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores; {versions})"
+        commit = f", commit {meta['commit']}" if meta.get("commit") else ""
+        where = f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores; {versions}{commit})"
         groups.setdefault(where, []).append(f"`{meta['command']}`")
     return "*Measured " + "; ".join(f"{where}: {', '.join(dict.fromkeys(commands))}"
                                     for where, commands in groups.items()) + ".*"
@@ -97,8 +98,13 @@ def fsdd_reports(name: str) -> list[dict]:
     return data["reports"] if "reports" in data else [data]
 
 
+FSDD_FILES = ("fsdd-base", "fsdd-compact", "fsdd-crepe", "fsdd-musicnn")
+PARITY_FILES = ("parity-base", "parity-compact", "parity-crepe-tiny", "parity-musicnn-mtt")
+
+
 def fsdd_files() -> list[dict]:
-    return [report for path in sorted(RESULTS.glob("fsdd-*.json")) for report in fsdd_reports(path.stem)]
+    """Every FSDD report, in FSDD_FILES order (a model scored in two files takes its first score)."""
+    return [report for name in FSDD_FILES for report in fsdd_reports(name)]
 
 
 def model_key(entry: dict) -> str:
@@ -122,7 +128,7 @@ def fsdd_table(name: str) -> str:
     return table(header, rows) + "\n\n" + measured(*reports)
 
 
-for _name in ("fsdd-base", "fsdd-compact", "fsdd-crepe", "fsdd-musicnn"):
+for _name in FSDD_FILES:
     figure(_name)(lambda page, _n=_name: fsdd_table(_n))
 
 
@@ -150,7 +156,7 @@ def parity_table(name: str) -> str:
             + measured(report))
 
 
-for _name in ("parity-base", "parity-compact", "parity-crepe-tiny", "parity-musicnn-mtt", "parity-vgg-mtt"):
+for _name in PARITY_FILES:
     figure(_name)(lambda page, _n=_name: parity_table(_n))
 
 
@@ -162,12 +168,8 @@ def models_table(page: str) -> str:
     for report in fsdd_files():
         for entry in report["models"]:
             scores.setdefault(model_key(entry), (entry, report))
-    parity = {}
-    for short in MODELS:
-        path = RESULTS / f"parity-{short}.json"
-        if path.is_file():
-            summary = json.loads(path.read_text())["summary"]
-            parity[short] = max(r["max_rel_diff"] for r in summary)
+    parity = {name.removeprefix("parity-"): max(r["max_rel_diff"] for r in load(name)["summary"])
+              for name in PARITY_FILES}
     rows, used = [], []
     models = posixpath.relpath("docs/models", posixpath.dirname(page) or ".")
     for short, (variant, what) in MODELS.items():
@@ -231,14 +233,10 @@ def conv_rounding_table(page: str) -> str:
 def crepe_table(page: str) -> str:
     blocks = []
     for name in ("crepe-vs-torchcrepe-tiny", "crepe-vs-torchcrepe-full"):
-        if not (RESULTS / f"{name}.json").is_file():
-            continue
         report = load(name)
         rows = [[group, *(sci(values[c]) for c in report["columns"])] for group, values in report["groups"].items()]
         blocks.append(f"**{report['model']}**\n\n" + table(["inputs", *report["columns"]], rows) + "\n\n"
                       + measured(report))
-    if not blocks:
-        raise MissingResults("results/crepe-vs-torchcrepe-tiny.json is missing: run benchmarks/crepe_parity.py")
     return "\n\n".join(blocks)
 
 
@@ -304,6 +302,40 @@ figure("memory")(lambda page: memory_table(None))
 figure("memory-musicnn")(lambda page: memory_table({"musicnn-mtt", "vgg-mtt"}))
 
 
+@figure("speed-goals")
+def goals_table(page: str) -> str:
+    """Issue 25's targets next to what the results files measured: the worst case of each, and whether it is met."""
+    speed, memory = load("speed"), load("memory")
+    ours = [r for r in speed["runs"] if "fraction" in r]
+
+    def worst(runs, value, target, fmt, at_least=True):
+        if not runs:
+            return ["not measured", "-"]
+        run = min(runs, key=value) if at_least else max(runs, key=value)
+        met = value(run) >= target if at_least else value(run) <= target
+        return [f"{fmt(value(run))} (`{run['model']}` {run['case']}, {run['module']})", "yes" if met else "**no**"]
+
+    ratio = lambda run: min(run["ratios"].values())  # noqa: E731 - the run's ratio to its model's anchor
+    rows = [["torch_impl >= 1.0x `hearbaseline.naive` on base", *worst(
+                [r for r in ours if r["model"] == "base" and r["module"] == "torch"],
+                lambda r: r["ratios"]["hearbaseline.naive"], 1.0, lambda v: f"{v:.2f}x")],
+            ["every backend >= 1.5x torchcrepe on CREPE", *worst(
+                [r for r in ours if r["model"].startswith("crepe-")], ratio, 1.5, lambda v: f"{v:.2f}x")],
+            ["no backend below 0.8x the fastest", *worst(ours, lambda r: r["vs_fastest"], 0.8,
+                                                         lambda v: f"{v:.2f}x")],
+            ["every backend >= 80% of the GEMM limit on crepe-full and vgg-mtt", *worst(
+                [r for r in ours if r["model"] in ("crepe-full", "vgg-mtt")], lambda r: r["fraction"], 0.8,
+                lambda v: f"{v:.0%}")],
+            ["every backend >= 60% of the GEMM limit on base", *worst(
+                [r for r in ours if r["model"] == "base"], lambda r: r["fraction"], 0.6, lambda v: f"{v:.0%}")],
+            ["20 minutes under 1 GiB peak, every backend and model", *worst(
+                [r for r in memory["runs"] if r["case"] == "1x20min"], lambda r: r["peak_rss_mib"], 1024,
+                lambda v: f"{v:.0f} MiB", at_least=False)]]
+    measured_models = sorted({r["model"] for r in memory["runs"]})
+    note = f"\n\nMemory measured on: {', '.join(measured_models)}."
+    return table(["target (issue 25)", "worst measured", "met"], rows) + note + "\n\n" + measured(speed, memory)
+
+
 @figure("threads")
 def threads_table(page: str) -> str:
     report = load("threads")
@@ -348,7 +380,9 @@ def main(argv=None) -> int:
         out, *runs = args.gather
         if not runs:
             parser.error("--gather needs OUT and at least one RUN.json")
-        Path(out).write_text(json.dumps({"reports": [json.loads(Path(r).read_text()) for r in runs]}, indent=1))
+        from hear_dual.results import write_json_atomic
+
+        write_json_atomic(out, {"reports": [json.loads(Path(r).read_text()) for r in runs]})
         return 0
     errors, stale = [], []
     for page in pages():

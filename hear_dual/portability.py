@@ -298,9 +298,9 @@ def _backend_pairs(models: dict) -> dict:
     if input_batch("speech", 1, 10, loaded["torch"].spec.sample_rate) is not None:
         inputs.append("speech")
     rows = run_matrix(loaded, inputs, {"short": 400 / 16000, "2.74s": 2.74}, (3,))
-    pairs = {}
+    pairs, summaries = {}, summarise(rows)
     for pair in dict.fromkeys(r["pair"] for r in rows):
-        summary = [r for r in summarise(rows) if r["pair"] == pair]
+        summary = [r for r in summaries if r["pair"] == pair]
         pairs[pair] = {"cases": sum(r["cases"] for r in summary), "inputs": inputs,
                        "max_rel_diff": max(r["max_rel_diff"] for r in summary),
                        "speech_max_rel_diff": max((r["max_rel_diff"] for r in summary if r["input"] == "speech"),

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
-import io
+import json
 import math
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -50,7 +51,23 @@ def environment(command: str | None = None) -> dict:
                                                   "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if key in os.environ}
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
             "cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
-            "versions": versions, "settings": settings, "command": command}
+            "versions": versions, "settings": settings, "command": command, "commit": source_commit()}
+
+
+def source_commit() -> str | None:
+    """The git commit of the code that measured (short hash, "+" when the working tree had changes), or None
+    outside a git checkout: a results file older than the code it describes shows it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "")
 
 
 def jsonable(value):
@@ -68,6 +85,30 @@ def jsonable(value):
     return value
 
 
+def _umask_mode() -> int:
+    """The mode a plain open() would give a new file (mkstemp's is 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_json_atomic(path, report) -> None:
+    """A results file: strict JSON (numpy numbers as python ones, non-finite floats as null), written whole or not
+    at all (a temporary file beside it, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _umask_mode())
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(jsonable(report), f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def _savez(file, **arrays) -> None:
     np.savez(file, **arrays)
 
@@ -77,12 +118,13 @@ def write_npz_atomic(path, arrays: dict, sync: bool = True) -> None:
     absent, whenever the process is interrupted; with sync, also after a crash of the machine."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()        # the archive in memory first: one write instead of many small ones and seeks
-    _savez(buffer, **arrays)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _umask_mode())
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
+        # A large buffer: the archive's many small writes and seeks become few system calls, without a second
+        # copy of the archive in memory.
+        with os.fdopen(fd, "wb", buffering=1 << 22) as f:
+            _savez(f, **arrays)
             f.flush()
             if sync:
                 os.fsync(f.fileno())

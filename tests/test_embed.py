@@ -380,3 +380,29 @@ def test_add_embed_parser_registers_the_subcommand():
     assert args.func is embed_module.cmd_embed
     assert (args.inputs, args.out, args.engine, args.address, args.num_workers) == (["a", "b/"], "o", "ray", "auto", 3)
     assert args.scene_only and args.overwrite and args.batch_seconds == 30 and args.backend == "torch"
+
+
+def test_an_archive_damaged_in_the_middle_is_redone(tmp_path):
+    """Outputs are not synced one by one: after a crash of the machine an archive may keep its end record over data
+    that never reached the disk. Its checksums give it away, and a rerun embeds it again."""
+    import zipfile
+
+    data, out = make_tree(tmp_path / "data"), tmp_path / "out"
+    embed_paths([data], out, backend="onnx", progress=False)
+    path = out / "a.wav.npz"
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 64] = bytes(64)       # a block of zeros where the embeddings were
+    path.write_bytes(bytes(raw))
+    assert zipfile.is_zipfile(path) and not embed_module.finished(path)
+    rerun = embed_paths([data], out, backend="onnx", progress=False)
+    assert (rerun["embedded"], rerun["skipped"]) == (1, 2)
+    assert set(_load(path)) == KEYS
+
+
+def test_outputs_and_results_files_get_the_mode_open_would_give(tmp_path):
+    """Atomic writes go through mkstemp, whose files are private (0600); outputs must be readable as usual."""
+    (tmp_path / "plain").write_text("")
+    results_module.write_npz_atomic(tmp_path / "a.npz", {"x": np.zeros(2)})
+    results_module.write_json_atomic(tmp_path / "a.json", {"x": 1})
+    want = os.stat(tmp_path / "plain").st_mode
+    assert os.stat(tmp_path / "a.npz").st_mode == os.stat(tmp_path / "a.json").st_mode == want

@@ -1,5 +1,6 @@
-"""Long audio: 20 minutes (and a 16 x 5 min batch) within 2 GiB of peak resident memory per backend,
-measured in a fresh process; chunked 20-minute results equal the whole-clip computation."""
+"""Long audio: 20 minutes within 1 GiB of peak resident memory per backend (a 16 x 5 min batch, whose input and
+output alone take 550 MB, within 2 GiB), measured in a fresh process; chunked 20-minute results equal the
+whole-clip computation."""
 
 import importlib.util
 from pathlib import Path
@@ -28,7 +29,7 @@ def test_peak_memory_is_bounded(module, case):
     result = harness().measure_once(module, "base", case)
     n_sounds, seconds = harness().CASES[case]
     assert result["output_shape"] == [n_sounds, int(seconds * 16000 - 1) // 640 + 1, 512]
-    assert result["peak_rss_mib"] <= 2 * GIB, result
+    assert result["peak_rss_mib"] <= {"1x20min": 1, "16x5min": 2}[case] * GIB, result
 
 
 @pytest.mark.parametrize("backend", ["torch", "tf"])

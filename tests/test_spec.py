@@ -197,3 +197,15 @@ def test_a_skip_needs_the_log_mel_frontend():
                               "out_channels": 1, "kernel_size": 1, "stride": 1})
     with pytest.raises(SpecError, match="needs the log_mel frontend"):
         Spec(raw)
+
+
+@pytest.mark.parametrize("variant", sorted(BUILTIN_VARIANTS))
+def test_the_gemm_limits_products_are_the_models_arithmetic(variant):
+    """Spec.matmuls (what benchmarks/run.py times as the GEMM limit) lists the products that flops_per_second
+    counts layer by layer: they make all of it but the element-wise work (under 1% in every shipped model)."""
+    spec = Spec.builtin(variant)
+    products = spec.matmuls()
+    flops = sum(2 * p["rows"] * p["k"] * p["n"] * p["count"] for p in products)
+    assert 0.99 * spec.flops_per_second <= flops <= spec.flops_per_second, variant
+    assert {p["layer"] for p in products} >= {layer.name for layer in spec.layers if layer.op in
+                                               ("conv1d", "skip_conv1d", "conv2d", "dense")}

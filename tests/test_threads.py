@@ -1,5 +1,6 @@
-"""Thread defaults: every backend uses the machine unless the user caps it, and onnx_impl follows the cap that
-torch and TensorFlow read (OMP_NUM_THREADS) or its own threads= argument."""
+"""onnx_impl's thread default: ONNX Runtime's own (one thread per physical core) unless the user caps OpenMP with
+OMP_NUM_THREADS, as torch and TensorFlow read it, or passes threads=. (torch and TensorFlow read the variable
+themselves.)"""
 
 import os
 import subprocess
@@ -20,3 +21,11 @@ def test_onnx_impl_follows_the_users_thread_cap(cap, expected):
     run = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split()[-2:] == expected.split()     # 0: ONNX Runtime's default, one per physical core
+
+
+@pytest.mark.parametrize("value, expected", [("4", 4), ("4,2", 4), (" 2 ", 2), ("", 0), ("auto", 0), ("-1", 0)])
+def test_omp_num_threads_is_read_as_openmp_does(monkeypatch, value, expected):
+    from hear_dual.onnx_impl import omp_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert omp_threads() == expected

@@ -115,12 +115,13 @@ def import_torchcrepe():
     return torchcrepe
 
 
-def torchcrepe_embeddings(audio: np.ndarray, model: str, sample_rate: int = 16000) -> np.ndarray:
-    """torchcrepe.embed on each sound alone, as hearbaseline.torchcrepe calls it: (n_sounds, T, D) float32.
-    The comparison every hear-dual backend is measured against (parity_tests/test_crepe.py, benchmarks)."""
+def torchcrepe_embeddings(audio: np.ndarray, model: str, sample_rate: int = 16000, hop_length: int = 800) -> np.ndarray:
+    """torchcrepe.embed on each sound alone, as hearbaseline.torchcrepe calls it: (n_sounds, T, D) float32, at
+    least one sound. The comparison every hear-dual backend is measured against (parity_tests/test_crepe.py,
+    benchmarks, hear_dual.originals.torchcrepe)."""
     import torch
 
     torchcrepe = import_torchcrepe()
-    rows = [torchcrepe.embed(torch.from_numpy(np.ascontiguousarray(row[None])), sample_rate, hop_length=800,
+    rows = [torchcrepe.embed(torch.from_numpy(np.ascontiguousarray(row[None])), sample_rate, hop_length=hop_length,
                              model=model, pad=True) for row in np.asarray(audio, np.float32)]
     return np.concatenate([r.reshape(1, r.shape[1], -1).detach().numpy() for r in rows])

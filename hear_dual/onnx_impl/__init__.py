@@ -22,6 +22,12 @@ from hear_dual.weights import resolve
 __all__ = ["OnnxModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
 
+def omp_threads() -> int:
+    """The first level of the user's OMP_NUM_THREADS ("4" or "4,2"), or 0 where it is unset or unreadable."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() else 0
+
+
 class OnnxModel:
     """Same attributes as the torch and TF models; `encode` maps a padded chunk to embeddings."""
 
@@ -38,7 +44,7 @@ class OnnxModel:
         options.log_severity_level = onnxruntime_log_level()
         # ONNX Runtime's default is one thread per physical core; a user who caps OpenMP (OMP_NUM_THREADS), as
         # torch and TensorFlow read it, caps this backend too.
-        threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        threads = threads or omp_threads()
         if threads > 0:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])

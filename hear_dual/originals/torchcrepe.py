@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from hear_dual.converters.torchcrepe import import_torchcrepe
+from hear_dual.converters.torchcrepe import import_torchcrepe, torchcrepe_embeddings
 
 SAMPLE_RATE = 16000
 HOP, SCENE_HOP = 800, 4000
@@ -46,11 +46,9 @@ def load_model(model_file_path: str = "") -> TorchcrepeModel:
 def _embed(audio: torch.Tensor, model: TorchcrepeModel, hop: int) -> torch.Tensor:
     if audio.ndim != 2:
         raise ValueError(f"audio must be (n_sounds, n_samples); got shape {tuple(audio.shape)}")
-    torchcrepe = import_torchcrepe()
-    rows = [torchcrepe.embed(row[None].float(), SAMPLE_RATE, hop_length=hop, model=model.capacity, pad=True)
-            for row in audio]
-    return torch.cat([r.reshape(1, r.shape[1], -1) for r in rows]) if rows else \
-        torch.zeros((0, audio.shape[1] // hop + 1, model.timestamp_embedding_size))
+    if audio.shape[0] == 0:
+        return torch.zeros((0, audio.shape[1] // hop + 1, model.timestamp_embedding_size))
+    return torch.from_numpy(torchcrepe_embeddings(audio.cpu().numpy(), model.capacity, SAMPLE_RATE, hop))
 
 
 def get_timestamp_embeddings(audio: torch.Tensor, model: TorchcrepeModel) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,8 @@ channels, time) for a time series, (batch, channels, time, freq) for a map, (bat
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,12 +45,13 @@ class LogMel(nn.Module):
         frames = audio.unfold(1, self.win_length, self.hop)    # (batch, F, N), a strided view
         power = frames.new_empty(frames.shape[0], frames.shape[1], self.mel.shape[1])
         # The spec's frames @ D, as an FFT of the windowed frames: the same sums in float64 to ~1e-16, and the same
-        # float32 log-mel (SPEC section 3), in half the time of the folded matmul and a third of the plain one. In
-        # blocks of FRONTEND_FRAMES frames, so the float64 temporaries stay in cache (2.7 to 4 times faster).
+        # float32 log-mel (SPEC section 3), in half the time of the folded matmul and a third of the plain one. On
+        # a CPU in blocks of FRONTEND_FRAMES frames, so the float64 temporaries stay in cache (2.7 to 4x faster).
+        step = FRONTEND_FRAMES if audio.device.type == "cpu" else max(1, frames.shape[1])
         for i in range(frames.shape[0]):
-            for r in range(0, frames.shape[1], FRONTEND_FRAMES):
-                spectrum = torch.fft.rfft(frames[i, r : r + FRONTEND_FRAMES] * self.window, n=self.win_length)
-                power[i, r : r + FRONTEND_FRAMES] = (spectrum.real * spectrum.real +
+            for r in range(0, frames.shape[1], step):
+                spectrum = torch.fft.rfft(frames[i, r : r + step] * self.window, n=self.win_length)
+                power[i, r : r + step] = (spectrum.real * spectrum.real +
                                                      spectrum.imag * spectrum.imag) @ self.mel
         return power
 
@@ -117,25 +120,27 @@ class WaveformFrames(nn.Module):
 BLOCK_BYTES = 2**21
 
 
-def blocks(n: int, bytes_per_item: int):
-    """Slices of range(n), each of at most BLOCK_BYTES of input (at least one item)."""
-    step = max(1, BLOCK_BYTES // max(1, bytes_per_item))
+def blocks(n: int, bytes_per_item: int, device: torch.device):
+    """Slices of range(n), each of at most BLOCK_BYTES of input (at least one item); one slice off the CPU, where
+    the blocks would only add kernel launches."""
+    step = max(1, BLOCK_BYTES // max(1, bytes_per_item)) if device.type == "cpu" else max(1, n)
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
 def sum_of_taps(taps, weights) -> torch.Tensor:
-    """sum_k taps[k] @ weights[k], in tap order, each product added into the running sum as it is made (addmm,
-    in place: no temporary per tap; the same bits as a product, then an add)."""
+    """sum_k taps[k] @ weights[k], in tap order, each product added into the running sum as it is made (addmm_:
+    no temporary per tap; autograd still works). The BLAS may split a long contraction into panels and add each
+    into the sum, an order the rounding tests bound like any GEMM's (SPEC section 4)."""
     y = None
     for rows, w in zip(taps, weights):
-        y = rows @ w if y is None else torch.addmm(y, rows, w, out=y)
+        y = rows @ w if y is None else y.addmm_(rows, w)
     return y
 
 
 def gathered(taps: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """bias + weight @ taps for gathered taps (batch, positions, K) and weight (out, K): (batch, out, positions),
     channels first. The taps are copied tap-major first, so the product is one plain matmul that writes its
-    output in place, with the bias added as it is written (baddbmm: the same bits as a product, then an add)."""
+    output in place, with the bias added as it is written (baddbmm)."""
     taps = taps.transpose(1, 2).contiguous()
     return torch.baddbmm(bias[:, None], weight.expand(taps.shape[0], -1, -1), taps)
 
@@ -164,7 +169,7 @@ class Conv1d(nn.Conv1d):
         weights = [self.weight[:, :, k].T.contiguous() for k in range(kernel_size)]   # once, not per block
         y = x.new_empty(n_out, x.shape[0], self.out_channels)
         x = x.permute(2, 0, 1)     # (time, batch, channels): a tap's rows, for a block of sounds
-        for b in blocks(x.shape[1], x.shape[0] * x.shape[2] * 4):
+        for b in blocks(x.shape[1], x.shape[0] * x.shape[2] * 4, x.device):
             block = x[:, b].contiguous()
             taps = (block[k * dilation : k * dilation + span : stride].reshape(-1, block.shape[2])
                     for k in range(kernel_size))
@@ -201,15 +206,15 @@ class Conv2d(nn.Conv2d):
         n_t, n_f = (x.shape[2] - kt) // st + 1, (x.shape[3] - kf) // sf + 1
         y = x.new_empty(x.shape[0], self.out_channels, n_t, n_f)
         weights = [self.weight[:, :, p, q].T.contiguous() for p in range(kt) for q in range(kf)]   # once
-        for b in blocks(x.shape[0], x[0].numel() * 4 * (kt * kf if self.in_channels == 1 else 1)):
+        for b in blocks(x.shape[0], math.prod(x.shape[1:]) * 4 * (kt * kf if self.in_channels == 1 else 1), x.device):
             if self.in_channels == 1:       # one channel: the taps gathered, one matmul (SPEC section 4)
                 taps = x[b, 0].unfold(1, kt, st).unfold(2, kf, sf).reshape(-1, n_t * n_f, kt * kf)
                 y[b] = gathered(taps, self.weight.reshape(self.out_channels, -1), self.bias).view_as(y[b])
             else:
-                y[b] = self.sum_of_taps(x[b], weights, n_t, n_f) + self.bias[:, None, None]
+                y[b] = self.tap_sum(x[b], weights, n_t, n_f) + self.bias[:, None, None]
         return y
 
-    def sum_of_taps(self, x: torch.Tensor, weights: list, n_t: int, n_f: int) -> torch.Tensor:
+    def tap_sum(self, x: torch.Tensor, weights: list, n_t: int, n_f: int) -> torch.Tensor:
         """The sum over taps, without the bias, for a block of maps: (batch, out_channels, n_t, n_f)."""
         (kt, kf), (st, sf) = self.kernel_size, self.stride
         batch, channels, width = x.shape[0], x.shape[1], x.shape[3]
@@ -266,7 +271,9 @@ class GELU(nn.Module):
 
 
 class ReLU(nn.Module):
-    inplace = False
+    def __init__(self):
+        super().__init__()
+        self.inplace = False        # set by HearDualModel where nothing else reads the input
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu_(x) if in_place(self, x) else F.relu(x)
@@ -403,14 +410,16 @@ class HearDualModel(nn.Module):
         self.chunk_timestamps = chunk_timestamps
         self.frontend = make_frontend(spec, constants)
         self.layer_names = [layer.name for layer in spec.layers]
-        previous = "frontend"
+        previous, memory = "frontend", {"frontend": "frontend"}     # memory: the point whose storage a point is
         for layer in spec.layers:
             self.add_module(layer.name, make_layer(layer, spec))
-            # in place where the input is read by this layer alone and was made by the encoder (run_encoder's
-            # caller keeps what it passes in)
+            # In place where the input is read by this layer alone, and so is the storage under it (a flatten is a
+            # view of its input), and the encoder made it (run_encoder's caller keeps what it passes in).
+            owner = memory[previous]
             if layer.op in ("relu", "batchnorm") and spec.layer_inputs[layer.name] == (previous,) and \
-                    previous not in spec.kept_points and previous != "frontend":
+                    not {previous, owner} & set(spec.kept_points) and owner != "frontend":
                 getattr(self, layer.name).inplace = True
+            memory[layer.name] = memory[spec.layer_inputs[layer.name][0]] if layer.op == "flatten" else layer.name
             previous = layer.name
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

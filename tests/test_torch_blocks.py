@@ -1,0 +1,96 @@
+"""What torch_impl does for speed keeps its results: blocks of any size (including a last, uneven one), in-place
+ReLU and batch norm (never over a point a later layer reads, a flatten's view of it included), and autograd
+through the accumulating products (training runs the encoder with gradients)."""
+
+import numpy as np
+import pytest
+import torch
+
+import hear_dual.torch_impl.model as tm
+from hear_dual.audio import padded_input_length
+from hear_dual.export import seeded_parameters
+from hear_dual.parity import input_batch
+from hear_dual.spec import Spec
+from hear_dual.torch_impl import load_model
+
+FRONTEND = {"type": "mel_patches", "window": "hann_periodic", "win_length": 512, "hop_length": 256, "n_fft": 512,
+            "n_mels": 32, "f_min": 0.0, "f_max": 8000.0, "mel_scale": "slaney", "mel_norm": "slaney",
+            "precision": "float64", "compression": {"log": "log10", "scale": 10000, "offset": 1, "quantize": "float16"}}
+
+
+def flatten_then_relu_spec() -> Spec:
+    """A kept point ("a", read again by a_max) flattened, then a ReLU on the flatten: a view of the kept point."""
+    encoder = [
+        {"name": "a", "op": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": [3, 3], "stride": [1, 1],
+         "padding": [[1, 1], [1, 1]]},
+        {"name": "a_flat", "op": "flatten", "order": "channel_major"},
+        {"name": "a_flat_relu", "op": "relu"},
+        {"name": "fc", "op": "dense", "in_features": 2 * 9 * 32, "out_features": 4},
+        {"name": "a_max", "op": "reduce", "axis": "freq", "kind": "max", "input": "a"},
+        {"name": "a_tmax", "op": "reduce", "axis": "time", "kind": "max"},
+        {"name": "vector", "op": "concat", "inputs": ["fc", "a_tmax"]},
+    ]
+    return Spec({"spec_version": "1.3", "name": "flatten-then-relu", "track": "compact", "sample_rate": 16000,
+                 "frontend": FRONTEND | {"patch_frames": 9, "patch_hop": 4}, "encoder": encoder,
+                 "embedding": {"timestamp_embedding_size": 6, "scene_pooling": ["mean"], "scene_embedding_size": 6},
+                 "parity": {"tolerance": 2e-05, "min_cosine": 0.99999999},
+                 "license": {"code": "Apache-2.0", "weights": "CC-BY-4.0"}})
+
+
+def models():
+    spec = flatten_then_relu_spec()
+    yield "flatten-then-relu", tm.HearDualModel(spec).load_parameters(seeded_parameters(spec, 3))
+    for name in ["base", "crepe-tiny", "musicnn-mtt"]:
+        yield name, load_model(name)
+
+
+@pytest.fixture(scope="module", params=list(range(4)), ids=["flatten-then-relu", "base", "crepe-tiny", "musicnn-mtt"])
+def model_and_audio(request):
+    name, model = list(models())[request.param]
+    spec = model.spec
+    audio = input_batch("pink_noise", 3, padded_input_length(spec, 37), spec.sample_rate, seed=5)
+    return name, model, torch.from_numpy(audio)
+
+
+def test_in_place_layers_change_nothing(model_and_audio):
+    """Without gradients the marked ReLUs and batch norms overwrite their input; with them, nothing is in place."""
+    name, model, audio = model_and_audio
+    with torch.no_grad():
+        fast = model(audio)
+    with torch.enable_grad():
+        plain = model(audio).detach()
+    assert torch.equal(fast, plain), name
+
+
+def test_the_flatten_of_a_kept_point_is_not_overwritten():
+    model = dict(models())["flatten-then-relu"]
+    assert not model.a_flat_relu.inplace
+    assert [n for n in ["base", "musicnn-mtt"] if any(getattr(m, "inplace", False) for m in load_model(n).modules())]
+
+
+def test_blocks_of_any_size_give_the_same_embeddings(model_and_audio, monkeypatch):
+    name, model, audio = model_and_audio
+    with torch.no_grad():
+        whole = model(audio).numpy()
+        monkeypatch.setattr(tm, "BLOCK_BYTES", 3000)      # blocks of one item, or a few and an uneven last one
+        monkeypatch.setattr(tm, "FRONTEND_FRAMES", 7)
+        small = model(audio).numpy()
+    assert small.shape == whole.shape
+    np.testing.assert_allclose(small, whole, rtol=0, atol=1e-6 * max(1.0, np.abs(whole).max()), err_msg=name)
+
+
+def test_gradients_flow_through_the_accumulating_products(model_and_audio):
+    name, model, audio = model_and_audio
+    convs = [m for m in model.modules() if isinstance(m, (tm.Conv1d, tm.Conv2d))]
+    for m in convs:
+        m.weight.requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            model(audio).square().mean().backward()
+        grads = [m.weight.grad for m in convs]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads), name
+        assert any(g.abs().max() > 0 for g in grads), name
+    finally:
+        for m in convs:
+            m.weight.requires_grad_(False)
+            m.weight.grad = None
