@@ -80,4 +80,6 @@ def test_the_table_reports_every_checkpoint_and_backend(matrix):
     table = matrix_table(matrix).splitlines()
     assert len(table) == 2 + len(PERSONALITIES) * len(SHIPPED)
     values = [float(v) for line in table[2:] for v in line.split("|")[5:10]]
-    assert all(0 < v < 2e-5 for v in values) and np.isfinite(values).all()
+    # 0 is a real value (randproj's torch and TF can agree bit for bit); a column of zeros would be a bug
+    assert all(0 <= v < 2e-5 for v in values) and np.isfinite(values).all()
+    assert sum(v > 0 for v in values) > 0.9 * len(values)
