@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_torch_vs_tf_with_onednn_off(tmp_path):
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", HEAR_DUAL_VERBOSE="1")    # verbose: TF's banner would show
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)

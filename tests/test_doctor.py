@@ -19,6 +19,7 @@ def doctor(*args, cwd, env=None):
                           env=env, cwd=cwd, timeout=600)
 
 
+@pytest.mark.slow
 def test_doctor_passes_and_reports_the_platform(tmp_path):
     run = doctor(cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
