@@ -160,7 +160,7 @@ def once(module_name: str, weights: str, case: str) -> dict:
 
 # --- the driver -------------------------------------------------------------------------------------------------
 
-def interleaved(jobs: list[tuple[str, str, str, int | None]], case: str, rounds: int) -> dict[str, list[float]]:
+def interleaved(jobs: list[tuple[str, str, str, str, int | None]], case: str, rounds: int) -> dict[str, list[float]]:
     """jobs: (label, module, weights, python, threads). Every job in its own long-lived process, timed one call at
     a time in rotating order for `rounds` rounds. Returns {label: [seconds per round]}."""
     procs = {}

@@ -86,10 +86,14 @@ def jsonable(value):
 
 
 def _umask_mode() -> int:
-    """The mode a plain open() would give a new file (mkstemp's is 0600)."""
+    """The mode a plain open() would give a new file (mkstemp's is 0600). Read once, at import: reading the umask
+    means setting it, and embed writes from a second thread while the first may be creating files."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
+
+
+NEW_FILE_MODE = _umask_mode()
 
 
 def write_json_atomic(path, report) -> None:
@@ -98,7 +102,7 @@ def write_json_atomic(path, report) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, _umask_mode())
+    os.fchmod(fd, NEW_FILE_MODE)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(jsonable(report), f, indent=1, allow_nan=False)
@@ -119,7 +123,7 @@ def write_npz_atomic(path, arrays: dict, sync: bool = True) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, _umask_mode())
+    os.fchmod(fd, NEW_FILE_MODE)
     try:
         # A large buffer: the archive's many small writes and seeks become few system calls, without a second
         # copy of the archive in memory.
