@@ -4,7 +4,8 @@ alone) and end to end (librosa's float32 frontend and its float16 roundings incl
 speech and generated music; plus how many float16 roundings of the mel power differ between librosa's float32 and
 SPEC section 3.3's float64, and how many clips musicnn's line overflows to infinity under numpy 2.
 
-    python benchmarks/musicnn_agreement.py --json results/musicnn-vs-original.json
+    python benchmarks/musicnn_agreement.py --models musicnn-mtt,vgg-mtt --json results/musicnn-vs-original.json
+    python benchmarks/musicnn_agreement.py --models musicnn-msd,vgg-msd --json results/musicnn-vs-original-msd.json
 
 Each figure is the worst max_rel_diff (SPEC section 9: max |a - b| / max(1, max |ref|)) over the inputs of a group,
 timestamp and scene embeddings together; the gate is 2e-5. Needs the test extras (musicnn, tf-keras).
@@ -16,7 +17,7 @@ import argparse
 
 import numpy as np
 
-MODELS = {"musicnn-mtt": "MTT_musicnn", "vgg-mtt": "MTT_vgg"}
+MODELS = {"musicnn-mtt": "MTT_musicnn", "vgg-mtt": "MTT_vgg", "musicnn-msd": "MSD_musicnn", "vgg-msd": "MSD_vgg"}
 SECONDS = 3.5
 
 

@@ -160,16 +160,32 @@ def cmd_doctor(args) -> int:
 
 def cmd_portability(args) -> int:
     """The CPU-personality matrix: the doctor's check in subprocesses that emulate other CPUs on this one."""
-    from hear_dual.portability import PERSONALITIES, emulation_notes, matrix_table, numpy_dispatch, run_personality
+    from hear_dual.portability import (
+        CONVERTED_CASES,
+        PERSONALITIES,
+        SHIPPED,
+        emulation_notes,
+        matrix_table,
+        numpy_dispatch,
+        run_personality,
+    )
+    from hear_dual.weights import resolve
 
     names = [n for n in args.personalities.split(",") if n]
     unknown = sorted(set(names) - set(PERSONALITIES))
     if unknown:
         raise ValueError(f"unknown personalities {unknown}; expected some of {list(PERSONALITIES)}")
+    checkpoints = tuple(n for n in args.checkpoints.split(",") if n)
+    unknown = sorted(set(checkpoints) - set(SHIPPED) - set(CONVERTED_CASES))
+    if unknown:
+        raise ValueError(f"unknown checkpoints {unknown}; expected some of {list(SHIPPED) + list(CONVERTED_CASES)}")
+    for name in checkpoints:
+        if name in CONVERTED_CASES:
+            resolve(name)       # converted once here, not in each personality's process
     native = numpy_dispatch()
     reports = []
     for name in names:
-        report = run_personality(name, tuple(args.checkpoints.split(",")))
+        report = run_personality(name, checkpoints)
         report["notes"] = emulation_notes(report, native) if "platform" in report else []
         reports.append(report)
         if not args.json:
@@ -240,12 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     doctor.set_defaults(func=cmd_doctor)
 
-    from hear_dual.portability import PERSONALITIES, SHIPPED
+    from hear_dual.portability import CONVERTED_CASES, PERSONALITIES, SHIPPED
 
     portability = sub.add_parser("portability", help="the CPU-personality matrix: other CPUs emulated on this one")
     portability.add_argument("--personalities", default=",".join(PERSONALITIES),
                              help=f"comma-separated subset of {', '.join(PERSONALITIES)}")
-    portability.add_argument("--checkpoints", default=",".join(SHIPPED), help="comma-separated shipped checkpoints")
+    portability.add_argument("--checkpoints", default=",".join(SHIPPED),
+                             help="comma-separated: shipped checkpoints (against the golden embeddings) or converted "
+                                  f"ones ({', '.join(CONVERTED_CASES)}: against the float64 reference)")
     portability.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     portability.set_defaults(func=cmd_portability)
 

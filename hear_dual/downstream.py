@@ -112,7 +112,7 @@ def backend_probe_agreement(backends: dict, sample_rate: int | None = None) -> d
     if subset is None:
         return None
     audio, labels, speakers = subset
-    scenes = {name: backend.embed(audio)[2] for name, backend in backends.items()}
+    scenes = {name: backend.scene(audio) for name, backend in backends.items()}
     report = {}
     for a, b in combinations(names, 2):
         folds = [probe_agreement(scenes[a], scenes[b], labels, speakers, seed=k)

@@ -99,7 +99,10 @@ def fsdd_reports(name: str) -> list[dict]:
 
 
 FSDD_FILES = ("fsdd-base", "fsdd-compact", "fsdd-crepe", "fsdd-musicnn")
-PARITY_FILES = ("parity-base", "parity-compact", "parity-crepe-tiny", "parity-musicnn-mtt")
+# Each of PARITY_TABLES has a table of its own on its model's page; the other musicnn models are in parity-musicnn's.
+PARITY_TABLES = ("parity-base", "parity-compact", "parity-crepe-tiny", "parity-musicnn-mtt")
+PARITY_FILES = PARITY_TABLES + ("parity-musicnn-msd", "parity-vgg-mtt", "parity-vgg-msd")
+MEMORY_FILES = ("memory", "memory-vgg")     # benchmarks/run.py memory runs, one table (VGG's 20 minutes take 30 min)
 
 
 def fsdd_files() -> list[dict]:
@@ -156,8 +159,21 @@ def parity_table(name: str) -> str:
             + measured(report))
 
 
-for _name in PARITY_FILES:
+for _name in PARITY_TABLES:
     figure(_name)(lambda page, _n=_name: parity_table(_n))
+
+
+@figure("parity-musicnn")
+def parity_models_table(page: str) -> str:
+    """One row per musicnn model: the worst relative difference of each backend pair over its whole matrix."""
+    reports = [load(f"parity-{m}") for m in ("musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd")]
+    pairs = list(dict.fromkeys(row["pair"] for report in reports for row in report["summary"]))
+    rows = []
+    for report in reports:
+        worst = {pair: max(r["max_rel_diff"] for r in report["summary"] if r["pair"] == pair) for pair in pairs}
+        rows.append([f"`{report['model'].removeprefix('hear-dual-')}`", len(report["rows"]),
+                     *(sci(worst[pair]) for pair in pairs), "pass" if report["passed"] else "FAIL"])
+    return table(["model", "comparisons", *pairs, "gate"], rows) + "\n\n" + measured(*reports)
 
 
 @figure("models")
@@ -209,12 +225,15 @@ def _shipped_summary(short: str) -> dict:
 
 # --- portability (hear-dual portability --json) ----------------------------------------------------------------
 
-@figure("portability")
-def portability_table(page: str) -> str:
+def portability_table(name: str) -> str:
     from hear_dual.portability import matrix_table
 
-    report = load("portability")
+    report = load(name)
     return matrix_table(report["personalities"]) + "\n\n" + measured(report)
+
+
+figure("portability")(lambda page: portability_table("portability"))
+figure("portability-converted")(lambda page: portability_table("portability-converted"))
 
 
 @figure("conv-rounding")
@@ -246,9 +265,9 @@ def crepe_table(page: str) -> str:
 
 @figure("musicnn-vs-original")
 def musicnn_table(page: str) -> str:
-    report = load("musicnn-vs-original")
+    reports = [load(name) for name in ("musicnn-vs-original", "musicnn-vs-original-msd")]    # two runs, one table
     rows = []
-    for model, groups in report["models"].items():
+    for model, groups in (item for report in reports for item in report["models"].items()):
         for group, g in groups.items():
             rows.append([f"`{model}`", group, g["clips"], *(sci(g["same_log_mel"][b]) for b in
                                                             ("torch", "tf", "onnx", "float64")),
@@ -257,7 +276,7 @@ def musicnn_table(page: str) -> str:
                          f"{g['numpy2_overflow_clips']} of {g['clips']}"])
     header = ["model", "inputs", "clips", "same log-mel: torch", "tf", "onnx", "float64", "end to end: torch", "tf",
               "onnx", "float64", "log-mel values whose float16 rounding differs", "clips inf under numpy 2"]
-    return table(header, rows) + "\n\n" + measured(report)
+    return table(header, rows) + "\n\n" + measured(*reports)
 
 
 # --- speed and memory (benchmarks/run.py --json) -----------------------------------------------------------------
@@ -295,11 +314,18 @@ figure("speed-crepe")(lambda page: speed_table({"crepe-tiny", "crepe-full"}))
 figure("speed-musicnn")(lambda page: speed_table({"musicnn-mtt", "vgg-mtt"}))
 
 
+def memory_runs() -> tuple[list[dict], list[dict]]:
+    """(every run of MEMORY_FILES, the reports they came from)."""
+    reports = [load(name) for name in MEMORY_FILES]
+    return [run for report in reports for run in report["runs"]], reports
+
+
 def memory_table(models: set | None) -> str:
-    report = load("memory")
+    runs, reports = memory_runs()
+    used = [r for r in reports if any(models is None or run["model"] in models for run in r["runs"])]
     rows = [[f"`{r['model']}`", r["case"], f"`{r['module']}`", f"{r['peak_rss_mib']:.0f} MiB",
-             f"{r['seconds']:.0f} s"] for r in report["runs"] if models is None or r["model"] in models]
-    return table(["model", "case", "module", "peak resident memory", "one call"], rows) + "\n\n" + measured(report)
+             f"{r['seconds']:.0f} s"] for r in runs if models is None or r["model"] in models]
+    return table(["model", "case", "module", "peak resident memory", "one call"], rows) + "\n\n" + measured(*used)
 
 
 figure("memory")(lambda page: memory_table(None))
@@ -309,7 +335,7 @@ figure("memory-musicnn")(lambda page: memory_table({"musicnn-mtt", "vgg-mtt"}))
 @figure("speed-goals")
 def goals_table(page: str) -> str:
     """Issue 25's targets next to what the results files measured: the worst case of each, and whether it is met."""
-    speed, memory = load("speed"), load("memory")
+    speed, (memory, memory_reports) = load("speed"), memory_runs()
     ours = [r for r in speed["runs"] if "fraction" in r]
 
     def worst(runs, value, target, fmt, at_least=True):
@@ -333,11 +359,12 @@ def goals_table(page: str) -> str:
             ["every backend >= 60% of the GEMM limit on base", *worst(
                 [r for r in ours if r["model"] == "base"], lambda r: r["fraction"], 0.6, lambda v: f"{v:.0%}")],
             ["20 minutes under 1 GiB peak, every backend and model", *worst(
-                [r for r in memory["runs"] if r["case"] == "1x20min"], lambda r: r["peak_rss_mib"], 1024,
+                [r for r in memory if r["case"] == "1x20min"], lambda r: r["peak_rss_mib"], 1024,
                 lambda v: f"{v:.0f} MiB", at_least=False)]]
-    measured_models = sorted({r["model"] for r in memory["runs"]})
+    measured_models = sorted({r["model"] for r in memory})
     note = f"\n\nMemory measured on: {', '.join(measured_models)}."
-    return table(["target (issue 25)", "worst measured", "met"], rows) + note + "\n\n" + measured(speed, memory)
+    return (table(["target (issue 25)", "worst measured", "met"], rows) + note + "\n\n"
+            + measured(speed, *memory_reports))
 
 
 @figure("threads")

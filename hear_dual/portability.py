@@ -25,6 +25,11 @@ import numpy as np
 from hear_dual.results import cpu_name
 
 SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tiny", "musicnn-mtt")
+# Converted on first use (hear_dual.checkpoints.CONVERTED), so not in the golden file: each is held to the float64
+# reference computed in the same process, on the golden cases of the shipped model whose ops it shares.
+CONVERTED_CASES = {"crepe-full": "crepe-tiny", "musicnn-msd": "musicnn-mtt", "vgg-mtt": "musicnn-mtt",
+                   "vgg-msd": "musicnn-mtt"}
+HEAVY_GFLOPS = 10.0           # GFLOP per audio second above which the pair check runs 1 s inputs, one sound a batch
 BACKENDS = ("torch", "tf", "onnx")
 MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
 PARITY_MARGIN = 2.0           # torch vs TF must stay within tolerance / PARITY_MARGIN in every personality
@@ -217,7 +222,8 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
                weights: str | None = None) -> dict:
     """Load each checkpoint in each backend, meet the golden gate, and (parity=True) torch vs TF with margin.
 
-    weights: a checkpoint file that is not shipped; it is checked against the float64 reference computed here."""
+    checkpoints: shipped names (against the golden file) or CONVERTED_CASES names (converted on first use, against
+    the float64 reference computed here). weights: any checkpoint file, against the float64 reference on every case."""
     import hear_dual.checkpoints
     from hear_dual.checkpoint import CheckpointError
     from hear_dual.golden import (
@@ -229,12 +235,19 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
         load_golden,
         reference_outputs,
     )
+    from hear_dual.weights import resolve
 
     backends = list(backends or installed_backends())
     golden = load_golden()
     report = {"platform": platform_facts(), "backends": backends, "checkpoints": {}, "problems": []}
-    targets = {weights: weights} if weights else {name: hear_dual.checkpoints.path(name) for name in checkpoints}
+    targets = {weights: weights} if weights else {name: None for name in checkpoints}
     for name, path in targets.items():
+        if path is None:
+            try:
+                path = hear_dual.checkpoints.path(name) if name in SHIPPED else resolve(name)
+            except (CheckpointError, FileNotFoundError, ValueError, ImportError) as e:
+                report["problems"].append(f"{name}: no checkpoint to check: {e}")
+                continue
         entry = report["checkpoints"][name] = {"path": path, "golden": {}, "rows": []}
         models = {}
         for backend in backends:
@@ -244,9 +257,10 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
                 report["problems"].append(f"{name}: the {backend} backend cannot load {path}: {e}")
         if not models:
             continue
-        if weights:
+        if weights or name in CONVERTED_CASES:
             # Not shipped: the float64 reference computed here from the same file takes the golden file's place.
-            expected, cases, chunks = reference_outputs(name, path), tuple(CASES), (None,)
+            cases = CHECKPOINT_CASES[CONVERTED_CASES[name]] if name in CONVERTED_CASES else tuple(CASES)
+            expected, chunks = reference_outputs(name, path, cases), (None,)
         else:
             sha = getattr(models[backends[0]][1], "checkpoint_sha256", None)
             if sha != str(golden[f"{name}/checkpoint_sha256"]):
@@ -266,10 +280,10 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
                     reason = r.get("error") or (f"relative difference {r['max_rel_diff']:.3g}, min cosine "
                                                 f"{r['min_cosine']:.12f}, "
                                                 f"timestamps identical: {r['timestamps_identical']}")
-                    against = "float64 reference" if weights else "golden embeddings"
+                    against = "golden embeddings" if name in SHIPPED else "float64 reference"
                     report["problems"].append(f"{name}: {backend} misses the {against} on {r['case']} "
                                               f"(chunk {r['chunk'] or 'auto'}): {reason}")
-        if parity and {"torch", "tf"} <= set(models) and name in CHECKPOINT_CASES:
+        if parity and {"torch", "tf"} <= set(models) and (name in CHECKPOINT_CASES or name in CONVERTED_CASES):
             entry["pairs"] = _backend_pairs(models)
             entry["torch_vs_tf"] = entry["pairs"]["torch vs tf"]
             bound = models["torch"][1].spec.tolerance / PARITY_MARGIN
@@ -287,9 +301,17 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
     return report
 
 
+def pair_inputs(spec) -> tuple[dict, tuple]:
+    """(lengths, batch sizes) of the pair check: 0.025 s and 2.74 s, three sounds a batch; a model over HEAVY_GFLOPS
+    (VGG's patch every 48 ms, CREPE full) 0.025 s and 1 s, one sound, which still spans several timestamps."""
+    if spec.flops_per_second / 1e9 > HEAVY_GFLOPS:
+        return {"short": 400 / 16000, "1s": 1.0}, (1,)
+    return {"short": 400 / 16000, "2.74s": 2.74}, (3,)
+
+
 def _backend_pairs(models: dict) -> dict:
-    """Every pair of the loaded backends (torch, tf, onnx) on every generated signal class and on FSDD speech,
-    0.025 s and 2.74 s, three sounds a batch: {"torch vs tf": {...}, ...}."""
+    """Every pair of the loaded backends (torch, tf, onnx) on every generated signal class and on FSDD speech, at
+    pair_inputs' lengths and batch sizes: {"torch vs tf": {...}, ...}."""
     from hear_dual.parity import Backend, input_batch, run_matrix, summarise
     from hear_dual.signals import SIGNAL_KINDS
 
@@ -297,7 +319,7 @@ def _backend_pairs(models: dict) -> dict:
     inputs = list(SIGNAL_KINDS)
     if input_batch("speech", 1, 10, loaded["torch"].spec.sample_rate) is not None:
         inputs.append("speech")
-    rows = run_matrix(loaded, inputs, {"short": 400 / 16000, "2.74s": 2.74}, (3,))
+    rows = run_matrix(loaded, inputs, *pair_inputs(loaded["torch"].spec))
     pairs, summaries = {}, summarise(rows)
     for pair in dict.fromkeys(r["pair"] for r in rows):
         summary = [r for r in summaries if r["pair"] == pair]

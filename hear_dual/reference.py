@@ -256,6 +256,9 @@ def encode(padded: np.ndarray, model: ReferenceModel, hop: int | None = None) ->
 
 # --- sections 5 and 6: padding, timestamps, scene -------------------------------------------------------
 
+PATCH_BLOCK = 16
+
+
 def patch_outputs(audio: np.ndarray, model: ReferenceModel, tiled: bool) -> np.ndarray:
     """The patch family (section 5, "Patches"): (n_sounds, n_outputs, D) from the patches that tile the clip from
     frame 0 (tiled), or from one patch centred on each timestamp's frame; frames past the clip read zeros."""
@@ -271,7 +274,10 @@ def patch_outputs(audio: np.ndarray, model: ReferenceModel, tiled: bool) -> np.n
     padded = np.zeros((audio.shape[0], length))
     clip = audio[:, max(0, -before) : max(0, length - before)]
     padded[:, max(0, before) : max(0, before) + clip.shape[1]] = clip
-    x = run_encoder(mel_patches(padded, spec, model.constants, step), model)    # (n * units, D, P) or (n * units, D)
+    patches = mel_patches(padded, spec, model.constants, step)
+    # A few patches at a time: each is independent, and VGG's float64 maps are 18 MB a layer per patch.
+    x = np.concatenate([run_encoder(patches[i : i + PATCH_BLOCK], model)     # (n * units, D, P) or (n * units, D)
+                        for i in range(0, len(patches), PATCH_BLOCK)])
     if x.ndim == 3:
         x = x.transpose(0, 2, 1)
     return x.reshape(audio.shape[0], -1, x.shape[-1])

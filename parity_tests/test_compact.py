@@ -1,20 +1,18 @@
-"""The compact track (hear-dual-compact, D <= 64): same API, same parity matrix, all four backends."""
+"""The compact track (hear-dual-compact, D <= 64): same API, same parity matrix, all four backends (tf2onnx's graph in
+the full suite)."""
 
 import numpy as np
 import pytest
+from tiers import NATIVE, tiers
 
 import hear_dual.checkpoints
-from hear_dual.parity import BACKENDS, Backend, input_batch, run_matrix
+from hear_dual.parity import Backend, input_batch, run_matrix
 from hear_dual.signals import SIGNAL_KINDS
 
 
 @pytest.fixture(scope="module")
-def compact_backends(tmp_path_factory):
-    from hear_dual.tf_export import export_tf_graph
-
-    weights = hear_dual.checkpoints.path("compact")
-    graph = export_tf_graph(weights, tmp_path_factory.mktemp("compact") / "compact.tf2onnx.onnx")
-    return {name: Backend(name, weights, graph) for name in BACKENDS}
+def compact_backends():
+    return {name: Backend(name, hear_dual.checkpoints.path("compact")) for name in NATIVE}
 
 
 def test_compact_sizes(compact_backends):
@@ -26,13 +24,14 @@ def test_compact_sizes(compact_backends):
     assert e.shape == (2, 32, 32) and s.shape == (2, 64)
 
 
-@pytest.mark.parametrize("kind", SIGNAL_KINDS + ("speech",))
-def test_compact_backend_pairs_agree(kind, compact_backends, spec):
+@pytest.mark.parametrize("kind", tiers(("chirp", "speech"), SIGNAL_KINDS + ("speech",)))
+def test_compact_backend_pairs_agree(kind, compact_backends, spec, with_tf2onnx):
     if kind == "speech" and input_batch("speech", 1, 10, spec.sample_rate) is None:
         pytest.skip("FSDD not found at ../shared/data/fsdd (set HEAR_DUAL_FSDD)")
+    backends = with_tf2onnx(compact_backends, hear_dual.checkpoints.path("compact"))
     lengths = {"short": 400 / 16000, "0.99s": 0.99, "2.74s": 2.74, "60s": 60.0}
-    rows = run_matrix(compact_backends, [kind], lengths, [1, 3])
-    assert len(rows) == 6 * len(lengths) * 2
+    rows = run_matrix(backends, [kind], lengths, [1, 3])
+    assert len(rows) == len(backends) * (len(backends) - 1) // 2 * len(lengths) * 2
     failures = [r for r in rows if not r["passed"]]
     assert not failures, failures
 

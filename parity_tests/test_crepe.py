@@ -9,11 +9,12 @@ import copy
 
 import numpy as np
 import pytest
+from tiers import NATIVE, tiers
 
 import hear_dual.checkpoints
 from hear_dual.audio import chunk_plan
 from hear_dual.converters.torchcrepe import torchcrepe_embeddings
-from hear_dual.parity import BACKENDS, Backend, agreement, input_batch, run_matrix
+from hear_dual.parity import Backend, agreement, input_batch, run_matrix
 from hear_dual.signals import SIGNAL_KINDS
 from hear_dual.spec import Spec
 
@@ -28,26 +29,23 @@ def torchcrepe():
 
 
 @pytest.fixture(scope="module")
-def tiny_backends(tmp_path_factory):
-    from hear_dual.tf_export import export_tf_graph
-
-    weights = hear_dual.checkpoints.path("crepe-tiny")
-    graph = export_tf_graph(weights, tmp_path_factory.mktemp("crepe") / "crepe-tiny.tf2onnx.onnx")
-    return {name: Backend(name, weights, graph) for name in BACKENDS}
+def tiny_backends():
+    return {name: Backend(name, hear_dual.checkpoints.path("crepe-tiny")) for name in NATIVE}
 
 
 def gate(ref, other, spec):
     return agreement(ref, other, spec.tolerance, spec.min_cosine)
 
 
-@pytest.mark.parametrize("kind", ["white_noise", "chirp", "tone_mix", "sine_near_nyquist", "impulse_train", "silence",
-                                  "speech"])
-def test_every_backend_matches_torchcrepe_embed(kind, tiny_backends):
+@pytest.mark.parametrize("kind", tiers(("white_noise", "speech"), ("white_noise", "chirp", "tone_mix",
+                                                                    "sine_near_nyquist", "impulse_train", "silence",
+                                                                    "speech")))
+def test_every_backend_matches_torchcrepe_embed(kind, tiny_backends, with_tf2onnx):
     audio = input_batch(kind, 2, 12345, SR, seed=4)
     if audio is None:
         pytest.skip("FSDD not found at ../shared/data/fsdd (set HEAR_DUAL_FSDD)")
     want = torchcrepe_embeddings(audio, "tiny")
-    for name, backend in tiny_backends.items():
+    for name, backend in with_tf2onnx(tiny_backends, hear_dual.checkpoints.path("crepe-tiny")).items():
         embeddings, timestamps, _ = backend.embed(audio)
         assert embeddings.shape == want.shape == (2, 12345 // 800 + 1, 256), name
         assert np.array_equal(timestamps[0], np.arange(want.shape[1], dtype=np.float32) * 50), name
@@ -91,10 +89,11 @@ def test_near_constant_frames_torchcrepe_is_the_inexact_side(tiny_backends):
 
 
 @pytest.mark.slow
-def test_crepe_tiny_parity_matrix(tiny_backends):
+def test_crepe_tiny_parity_matrix(tiny_backends, with_tf2onnx):
     """Every backend pair on every signal class, short (400 samples, one frame) and 2.74 s, alone and in threes;
     then 30 s (several chunks at the scene hop's grouping, 600 timestamps) once. `hear-dual parity --weights
     crepe-tiny` runs the full matrix (docs/models/crepe.md)."""
+    tiny_backends = with_tf2onnx(tiny_backends, hear_dual.checkpoints.path("crepe-tiny"))
     lengths = {"short": 400 / SR, "2.74s": 2.74}
     rows = run_matrix(tiny_backends, SIGNAL_KINDS + ("speech",), lengths, [1, 3])
     long_rows = run_matrix(tiny_backends, ["pink_noise"], {"30s": 30.0}, [1])

@@ -60,3 +60,18 @@ def test_onnx_impl_api_shapes(n, spec):
     model = m.load_model()
     e, t = m.get_timestamp_embeddings(np.zeros((3, n), np.float32), model)
     assert e.shape == (3, (n - 1) // 640 + 1, 512) and e.dtype == np.float32 and t.dtype == np.float32
+
+
+def test_the_fast_tier_leaves_tf2onnx_out(with_tf2onnx):
+    assert with_tf2onnx({"torch": None}, "no export is made") == {"torch": None}
+
+
+@pytest.mark.slow
+def test_the_full_suite_adds_tf2onnx_to_slow_items(with_tf2onnx):
+    """conftest's with_tf2onnx: what the full suite adds to each model's slow items is tf2onnx's graph of it."""
+    import hear_dual.checkpoints
+
+    backends = with_tf2onnx({}, hear_dual.checkpoints.path("compact"))
+    assert list(backends) == ["tf2onnx"] and backends["tf2onnx"].spec.name == "hear-dual-compact"
+    e, _, s = backends["tf2onnx"].embed(np.zeros((1, 4000), np.float32))
+    assert e.shape == (1, 7, 32) and s.shape == (1, 64)     # a timestamp every 40 ms

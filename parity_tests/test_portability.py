@@ -3,15 +3,19 @@
 In each: every shipped checkpoint loads, every backend meets the golden gate, torch vs TF stays within half the
 parity tolerance on generated signals and FSDD, and each conv1d rounds within its bound against float64."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 from hear_dual.portability import (
     PERSONALITIES,
     SHIPPED,
+    check_here,
     emulation_notes,
     matrix_table,
     numpy_dispatch,
+    pair_inputs,
     personality_env,
     run_personality,
 )
@@ -83,3 +87,34 @@ def test_the_table_reports_every_checkpoint_and_backend(matrix):
     # 0 is a real value (randproj's torch and TF can agree bit for bit); a column of zeros would be a bug
     assert all(0 <= v < 2e-5 for v in values) and np.isfinite(values).all()
     assert sum(v > 0 for v in values) > 0.9 * len(values)
+
+
+def test_heavy_models_check_pairs_on_shorter_inputs():
+    from hear_dual.spec import Spec
+
+    assert pair_inputs(Spec.builtin("hear-dual-musicnn-mtt")) == ({"short": 0.025, "2.74s": 2.74}, (3,))
+    assert pair_inputs(Spec.builtin("hear-dual-vgg-mtt")) == ({"short": 0.025, "1s": 1.0}, (1,))   # 37 GFLOP/s
+    assert pair_inputs(Spec.builtin("hear-dual-crepe-full")) == ({"short": 0.025, "1s": 1.0}, (1,))
+
+
+def test_portability_refuses_an_unknown_checkpoint_by_name(capsys):
+    from hear_dual.cli import main
+
+    assert main(["portability", "--personalities", "native", "--checkpoints", "base,vgg-nope"]) != 0
+    assert "unknown checkpoints ['vgg-nope']; expected some of" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("musicnn") is None,
+                    reason="converting musicnn-msd needs musicnn's wheel (pip install --no-deps musicnn==0.1.0)")
+def test_a_converted_checkpoint_is_held_to_float64_and_every_pair(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEAR_DUAL_CACHE", str(tmp_path))      # converted here, on first use
+    report = check_here(("musicnn-msd",), backends=("torch", "tf", "onnx"))
+    assert report["passed"], report["problems"]
+    entry = report["checkpoints"]["musicnn-msd"]
+    assert entry["path"].startswith(str(tmp_path))
+    # against the float64 reference on the shipped musicnn-mtt's golden cases, not against golden entries
+    assert {r["case"] for r in entry["rows"]} >= {"silence-400", "near_silence-1s", "dc_offset-0.5s"}
+    assert all(0 < entry["golden"][b] < 2e-5 for b in ("torch", "tf", "onnx"))
+    assert set(entry["pairs"]) == {"torch vs tf", "torch vs onnx", "tf vs onnx"}
+    assert all(0 < p["max_rel_diff"] < 1e-5 and p["cases"] > 0 for p in entry["pairs"].values())

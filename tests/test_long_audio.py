@@ -32,6 +32,7 @@ def test_peak_memory_is_bounded(module, case):
     assert result["peak_rss_mib"] <= {"1x20min": 1, "16x5min": 2}[case] * GIB, result
 
 
+@pytest.mark.slow      # the fast tier checks chunk boundaries on short clips (test_chunking)
 @pytest.mark.parametrize("backend", ["torch", "tf"])
 def test_twenty_minutes_chunked_equals_whole_clip(backend, backends, spec):
     module, model = backends[backend]

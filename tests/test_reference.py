@@ -220,3 +220,18 @@ def test_the_float16_step_saturates_and_the_log_rounds_the_same_for_every_float1
     loud = np.array([1e5, 65519.0, 7.0e4, 1e30])        # float16 would overflow: the step saturates at 65504
     assert np.all(reference.compress(loud, {"log": "log10", "scale": 1, "offset": 0, "quantize": "float16"})
                   == np.float32(np.log10(65504.0)))
+
+
+def test_patches_run_in_blocks_without_changing_a_value(monkeypatch):
+    """The float64 reference runs a few patches at a time (VGG's maps are 18 MB a layer per patch): the blocks,
+    including a short last one, give the values of one pass over every patch."""
+    import hear_dual.checkpoints
+
+    model = reference.load_model(hear_dual.checkpoints.path("musicnn-mtt"))
+    audio = signal_batch("chirp", 2, 16000 * 4, 16000)           # 2 tiled patches per sound, 4 in all
+    monkeypatch.setattr(reference, "PATCH_BLOCK", 100)
+    whole = reference.patch_outputs(audio.astype(np.float64), model, tiled=True)
+    monkeypatch.setattr(reference, "PATCH_BLOCK", 3)
+    blocked = reference.patch_outputs(audio.astype(np.float64), model, tiled=True)
+    assert whole.shape == blocked.shape == (2, 2 * 187, 753)
+    np.testing.assert_allclose(blocked, whole, rtol=0, atol=1e-12 * np.abs(whole).max())

@@ -12,9 +12,11 @@ import pytest
 from hear_dual.weights import resolve
 
 
-@pytest.mark.parametrize("module", ["hear_dual.torch_impl", "hear_dual.tf_impl"])
-@pytest.mark.parametrize("weights", ["default"] + [pytest.param(w, marks=pytest.mark.slow) for w in
-                                                     ("base", "compact", "crepe-tiny", "musicnn-mtt")])
+# The fast tier runs the validator once (torch_impl, default weights); the full suite runs both modules on each model.
+@pytest.mark.parametrize("weights, module", [("default", "hear_dual.torch_impl")] + [
+    pytest.param(w, m, marks=pytest.mark.slow, id=f"{w}-{m}")
+    for w, m in [("default", "hear_dual.tf_impl")] + [(w, m) for w in ("base", "compact", "crepe-tiny", "musicnn-mtt")
+                                                      for m in ("hear_dual.torch_impl", "hear_dual.tf_impl")]])
 def test_hear_validator_passes(module, weights, tmp_path):
     beside_python = Path(sys.executable).parent / "hear-validator"
     exe = str(beside_python) if beside_python.exists() else shutil.which("hear-validator")
