@@ -99,10 +99,13 @@ def fsdd_reports(name: str) -> list[dict]:
 
 
 FSDD_FILES = ("fsdd-base", "fsdd-compact", "fsdd-crepe", "fsdd-musicnn")
-# Each of PARITY_TABLES has a table of its own on its model's page; the other musicnn models are in parity-musicnn's.
+# Each of PARITY_TABLES has a table of its own on its model's page; every musicnn model is in parity-musicnn's.
 PARITY_TABLES = ("parity-base", "parity-compact", "parity-crepe-tiny", "parity-musicnn-mtt")
-PARITY_FILES = PARITY_TABLES + ("parity-musicnn-msd", "parity-vgg-mtt", "parity-vgg-msd")
-MEMORY_FILES = ("memory", "memory-vgg")     # benchmarks/run.py memory runs, one table (VGG's 20 minutes take 30 min)
+MUSICNN_PARITY_FILES = ("parity-musicnn-mtt", "parity-musicnn-msd", "parity-vgg-mtt", "parity-vgg-msd")
+PARITY_FILES = tuple(dict.fromkeys(PARITY_TABLES + MUSICNN_PARITY_FILES))
+# Several runs of one benchmark, one table each (VGG's 20 minutes take half an hour; each agreement run ten minutes).
+MEMORY_FILES = ("memory", "memory-vgg")
+AGREEMENT_FILES = ("musicnn-vs-original", "musicnn-vs-original-msd")
 
 
 def fsdd_files() -> list[dict]:
@@ -166,7 +169,7 @@ for _name in PARITY_TABLES:
 @figure("parity-musicnn")
 def parity_models_table(page: str) -> str:
     """One row per musicnn model: the worst relative difference of each backend pair over its whole matrix."""
-    reports = [load(f"parity-{m}") for m in ("musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd")]
+    reports = [load(name) for name in MUSICNN_PARITY_FILES]
     pairs = list(dict.fromkeys(row["pair"] for report in reports for row in report["summary"]))
     rows = []
     for report in reports:
@@ -265,7 +268,7 @@ def crepe_table(page: str) -> str:
 
 @figure("musicnn-vs-original")
 def musicnn_table(page: str) -> str:
-    reports = [load(name) for name in ("musicnn-vs-original", "musicnn-vs-original-msd")]    # two runs, one table
+    reports = [load(name) for name in AGREEMENT_FILES]
     rows = []
     for model, groups in (item for report in reports for item in report["models"].items()):
         for group, g in groups.items():

@@ -240,14 +240,12 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
     backends = list(backends or installed_backends())
     golden = load_golden()
     report = {"platform": platform_facts(), "backends": backends, "checkpoints": {}, "problems": []}
-    targets = {weights: weights} if weights else {name: None for name in checkpoints}
-    for name, path in targets.items():
-        if path is None:
-            try:
-                path = hear_dual.checkpoints.path(name) if name in SHIPPED else resolve(name)
-            except (CheckpointError, FileNotFoundError, ValueError, ImportError) as e:
-                report["problems"].append(f"{name}: no checkpoint to check: {e}")
-                continue
+    for name in [weights] if weights else checkpoints:
+        try:
+            path = weights or (hear_dual.checkpoints.path(name) if name in SHIPPED else resolve(name))
+        except (CheckpointError, FileNotFoundError, ValueError, ImportError) as e:
+            report["problems"].append(f"{name}: no checkpoint to check: {e}")
+            continue
         entry = report["checkpoints"][name] = {"path": path, "golden": {}, "rows": []}
         models = {}
         for backend in backends:

@@ -7,6 +7,7 @@ hear_dual.figures) carries `environment()` as its "meta": when, on what CPU, wit
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.metadata
 import json
@@ -96,21 +97,32 @@ def _umask_mode() -> int:
 NEW_FILE_MODE = _umask_mode()
 
 
-def write_json_atomic(path, report) -> None:
-    """A results file: strict JSON (numpy numbers as python ones, non-finite floats as null), written whole or not
-    at all (a temporary file beside it, then os.replace)."""
+@contextlib.contextmanager
+def atomic_file(path, mode: str = "w", buffering: int = -1, sync: bool = False):
+    """A file object for `path` that replaces it whole or not at all: a hidden temporary file beside it (with the
+    mode a plain open() would give), fsynced when `sync`, then os.replace; removed if the block raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, NEW_FILE_MODE)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(jsonable(report), f, indent=1, allow_nan=False)
-            f.write("\n")
+        with os.fdopen(fd, mode, buffering=buffering) as f:
+            yield f
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path, report) -> None:
+    """A results file: strict JSON (numpy numbers as python ones, non-finite floats as null), written whole or not
+    at all (atomic_file)."""
+    with atomic_file(path) as f:
+        json.dump(jsonable(report), f, indent=1, allow_nan=False)
+        f.write("\n")
 
 
 def _savez(file, **arrays) -> None:
@@ -120,22 +132,7 @@ def _savez(file, **arrays) -> None:
 def write_npz_atomic(path, arrays: dict, sync: bool = True) -> None:
     """np.savez to a hidden temporary file beside path, fsync (unless sync=False), then os.replace: path is whole or
     absent, whenever the process is interrupted; with sync, also after a crash of the machine."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, NEW_FILE_MODE)
-    try:
-        # A large buffer: the archive's many small writes and seeks become few system calls, without a second
-        # copy of the archive in memory.
-        with os.fdopen(fd, "wb", buffering=1 << 22) as f:
-            _savez(f, **arrays)
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # A large buffer: the archive's many small writes and seeks become few system calls, without a second copy of
+    # the archive in memory.
+    with atomic_file(path, "wb", buffering=1 << 22, sync=sync) as f:
+        _savez(f, **arrays)

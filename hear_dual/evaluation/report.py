@@ -12,7 +12,7 @@ import json
 import re
 from pathlib import Path
 
-from hear_dual.results import jsonable
+from hear_dual.results import jsonable, write_json_atomic
 
 
 def slug(text: str) -> str:
@@ -25,10 +25,7 @@ def result_path(out_dir, task_name: str, model_label: str) -> Path:
 
 def write_result(out_dir, result: dict) -> Path:
     path = result_path(out_dir, result["task"], result["model"]["label"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(jsonable(result), indent=1, allow_nan=False))
-    tmp.replace(path)        # atomic: an interrupted run never leaves half a result that a rerun would trust
+    write_json_atomic(path, result)      # an interrupted run never leaves half a result that a rerun would trust
     return path
 
 
