@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from importlib import resources
 
 import jsonschema
@@ -61,6 +61,16 @@ def _spec_dir():
 
 def load_schema() -> dict:
     return json.loads(_spec_dir().joinpath("schema.json").read_text())
+
+
+@lru_cache(maxsize=1)
+def _schema_validator():
+    """One validator for the process: jsonschema.validate checks the schema itself on every call (0.1 s a spec,
+    three specs for every `hear-dual embed`)."""
+    schema = load_schema()
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    return validator(schema)
 
 
 def builtin_spec_json(variant: str) -> str:
@@ -161,7 +171,7 @@ class Spec:
     def n_bins(self) -> int:
         return self.frontend["n_fft"] // 2 + 1
 
-    @property
+    @cached_property
     def total_stride(self) -> int:
         """Frames between timestamps: a log-mel encoder's conv1d strides; 1 for waveform frames (one frame, one
         embedding); a patch spec's patch_hop, or 1 where every frame has its embedding."""
@@ -388,11 +398,10 @@ def _validate(raw: dict) -> None:
     version = raw.get("spec_version")
     if version not in SUPPORTED_SPEC_VERSIONS:
         raise SpecError(f"unsupported spec_version {version!r}; this hear-dual reads {SUPPORTED_SPEC_VERSIONS}")
-    try:
-        jsonschema.validate(raw, load_schema())
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise SpecError(f"spec field {where}: {e.message}") from None
+    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(raw))     # as jsonschema.validate
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise SpecError(f"spec field {where}: {error.message}")
 
     fe = raw["frontend"]
     frontend_type = fe.get("type", "log_mel")

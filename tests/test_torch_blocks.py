@@ -94,3 +94,38 @@ def test_gradients_flow_through_the_accumulating_products(model_and_audio):
         for m in convs:
             m.weight.requires_grad_(False)
             m.weight.grad = None
+
+
+def test_short_sounds_share_frontend_blocks(monkeypatch):
+    """Several whole short sounds go through the frontend as one block (an uneven last block included): each
+    sound's power spectrum is what it is alone."""
+    frontend = load_model("base").frontend
+    audio = torch.from_numpy(input_batch("pink_noise", 9, 4000, 16000, seed=2))     # 23 frames a sound
+    monkeypatch.setattr(tm, "FRONTEND_FRAMES", 50)                                 # blocks of 2, 2, 2, 2, 1 sounds
+    with torch.no_grad():
+        together = frontend.mel_power(audio)
+        alone = torch.cat([frontend.mel_power(audio[i : i + 1]) for i in range(9)])
+    assert together.shape == (9, 23, frontend.mel.shape[1])
+    np.testing.assert_allclose(together.numpy(), alone.numpy(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("kernel, stride",
+                         [([4, 1], [2, 2]), ([2, 2], [2, 2]), ([3, 2], [1, 3]), ([2], [2]), ([3], [2])])
+def test_max_pooling_is_the_max_over_each_window(kernel, stride):
+    """max_of_slices against the windows taken one by one in numpy, windows that differ from their stride included,
+    with and without autograd (which takes a path of its own)."""
+    x = np.random.default_rng(1).standard_normal((2, 3, 19, 11)[: 2 + len(kernel)]).astype(np.float32)
+    counts = [(n - k) // s + 1 for n, k, s in zip(x.shape[2:], kernel, stride)]
+    expected = np.empty(x.shape[:2] + tuple(counts), np.float32)
+    for out in np.ndindex(*counts):
+        window = tuple(slice(s * o, s * o + k) for o, k, s in zip(out, kernel, stride))
+        expected[(...,) + out] = x[(...,) + window].max(axis=tuple(range(2, x.ndim)))
+    pool = tm.MaxPool2d(kernel, stride) if len(kernel) == 2 else tm.MaxPool1d(kernel[0], stride[0])
+    with torch.no_grad():
+        np.testing.assert_array_equal(pool(torch.from_numpy(x)).numpy(), expected)
+    with torch.enable_grad():
+        leaf = torch.from_numpy(x).requires_grad_(True)
+        y = pool(leaf)
+        y.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), expected)
+    assert leaf.grad.sum() == expected.size       # each window's maximum gets the gradient once
