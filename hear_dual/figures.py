@@ -65,6 +65,14 @@ def figure(name: str):
     return register
 
 
+def capped(meta: dict) -> str:
+    """The settings a results file was measured under that change kernels or threads (an emulated CPU's caps)."""
+    settings = meta.get("settings", {})
+    shown = [f"{k}={v}" for k, v in settings.items() if k != "NPY_DISABLE_CPU_FEATURES"]
+    shown += ["numpy's dispatch capped"] if "NPY_DISABLE_CPU_FEATURES" in settings else []
+    return "; " + ", ".join(shown) if shown else ""
+
+
 def measured(*results: dict) -> str:
     """The provenance line under a table: date, CPU and versions (once where the results share them) and the exact
     command of each results file."""
@@ -74,7 +82,7 @@ def measured(*results: dict) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if k in ("torch", "tensorflow-cpu",
                                                                                        "onnxruntime"))
         commit = f", commit {meta['commit']}" if meta.get("commit") else ""
-        where = f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores; {versions}{commit})"
+        where = f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores; {versions}{commit}{capped(meta)})"
         groups.setdefault(where, []).append(f"`{meta['command']}`")
     return "*Measured " + "; ".join(f"{where}: {', '.join(dict.fromkeys(commands))}"
                                     for where, commands in groups.items()) + ".*"
@@ -301,8 +309,8 @@ SPEED_HEADER = ["model", "case", "module", "real time (median)", "GFLOP/s", "of 
                 "vs the fastest backend", "speed vs each anchor (paired rounds)"]
 
 
-def speed_table(models: set | None) -> str:
-    report = load("speed")
+def speed_table(models: set | None, name: str = "speed") -> str:
+    report = load(name)
     limits = report.get("gemm_limits", {})
     note = "" if not limits else ("\n\nGEMM limit: " + "; ".join(
         f"{m} {c}: {v['gflops']:.0f} GFLOP/s" for m, cases in limits.items() if models is None or m in models
@@ -313,6 +321,7 @@ def speed_table(models: set | None) -> str:
 
 
 figure("speed")(lambda page: speed_table(None))
+figure("speed-avx2")(lambda page: speed_table(None, "speed-avx2"))     # the same, under emulated AVX2
 figure("speed-crepe")(lambda page: speed_table({"crepe-tiny", "crepe-full"}))
 figure("speed-musicnn")(lambda page: speed_table({"musicnn-mtt", "vgg-mtt"}))
 

@@ -49,7 +49,8 @@ def environment(command: str | None = None) -> dict:
         command = ("hear-dual " if program == "hear-dual" else "python ") + shlex.join(
             sys.argv[1:] if program == "hear-dual" else sys.argv)
     settings = {key: os.environ[key] for key in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES",
-                                                  "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if key in os.environ}
+                                                  "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+                if key in os.environ}
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
             "cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
             "versions": versions, "settings": settings, "command": command, "commit": source_commit()}

@@ -95,3 +95,10 @@ def test_several_runs_gather_into_one_table(results, tmp_path):
     body = figures.RENDERERS["fsdd-crepe"]("docs/models/crepe.md")
     assert "| `crepe-tiny` |" in body and "0.250 ± 0.010" in body and "| `crepe-full` |" in body and "0.340" in body
     assert body.count("*Measured") == 1 and "--weights crepe-tiny`, `" in body      # one date and machine, two commands
+
+
+def test_a_table_measured_under_an_emulated_cpu_says_so():
+    capped = META | {"settings": {"ATEN_CPU_CAPABILITY": "avx2", "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512F"}}
+    line = figures.measured({"meta": capped})
+    assert "ATEN_CPU_CAPABILITY=avx2" in line and "numpy's dispatch capped" in line and "AVX512F" not in line
+    assert "capped" not in figures.measured({"meta": META}) and "=" not in figures.measured({"meta": META})
