@@ -35,6 +35,12 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+# What changes a framework's arithmetic or threads: oneDNN in TensorFlow, thread caps, and an emulated CPU's caps
+# (../shared/tools/emulate-cpu.sh).
+SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY",
+            "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def environment(command: str | None = None) -> dict:
     """When, where and how a measurement was made: UTC date, CPU, cores, Python and package versions, the settings
     that change a framework's arithmetic or threads, and the command (default: this process's own)."""
@@ -48,9 +54,7 @@ def environment(command: str | None = None) -> dict:
         program = Path(sys.argv[0]).name
         command = ("hear-dual " if program == "hear-dual" else "python ") + shlex.join(
             sys.argv[1:] if program == "hear-dual" else sys.argv)
-    settings = {key: os.environ[key] for key in ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES",
-                                                  "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-                if key in os.environ}
+    settings = {key: os.environ[key] for key in SETTINGS if key in os.environ}
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
             "cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
             "versions": versions, "settings": settings, "command": command, "commit": source_commit()}
