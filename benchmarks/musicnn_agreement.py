@@ -65,14 +65,14 @@ def measure(name: str, model: str) -> dict:
     import hear_dual.originals.musicnn as original
     import hear_dual.reference as reference
     from hear_dual.checkpoint import read_checkpoint
-    from hear_dual.parity import Backend, encoders_on_frontend_output
+    from hear_dual.parity import NATIVE, Backend, encoders_on_frontend_output
     from hear_dual.weights import resolve
 
     path = resolve(name)
     checkpoint = read_checkpoint(path)
     network = original.load_model(model)
     encoders = encoders_on_frontend_output(path)
-    backends = {b: Backend(b, path) for b in ("torch", "tf", "onnx")}
+    backends = {b: Backend(b, path) for b in NATIVE}
     float64 = reference.load_model(path)
     result = {}
     for group, audio in groups().items():

@@ -52,9 +52,10 @@ import numpy as np
 
 from hear_dual.command import standalone
 from hear_dual.datasets import audio_extensions, read_audio
+from hear_dual.parity import NATIVE
 from hear_dual.results import write_npz_atomic
 
-BACKENDS = ("torch", "tf", "onnx")
+BACKENDS = NATIVE
 ENGINES = ("local", "ray")
 DEFAULT_BATCH_SECONDS = 120.0
 LONG_CLIP_SECONDS = 60.0          # longer files are embedded alone (the API chunks them with bounded memory)

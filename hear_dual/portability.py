@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from hear_dual.parity import NATIVE
 from hear_dual.results import cpu_name
 
 SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tiny", "musicnn-mtt")
@@ -30,7 +31,7 @@ SHIPPED = ("base", "seeded", "compact", "compact-seeded", "randproj", "crepe-tin
 CONVERTED_CASES = {"crepe-full": "crepe-tiny", "musicnn-msd": "musicnn-mtt", "vgg-mtt": "musicnn-mtt",
                    "vgg-msd": "musicnn-mtt"}
 HEAVY_GFLOPS = 10.0           # GFLOP per audio second above which the pair check runs 1 s inputs, one sound a batch
-BACKENDS = ("torch", "tf", "onnx")
+BACKENDS = NATIVE
 MAX_CONV_ROUNDING = 8e-7      # a conv1d against float64, relative to its largest output (SPEC section 4)
 PARITY_MARGIN = 2.0           # torch vs TF must stay within tolerance / PARITY_MARGIN in every personality
 

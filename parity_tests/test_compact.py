@@ -3,10 +3,10 @@ the full suite)."""
 
 import numpy as np
 import pytest
-from tiers import NATIVE, tiers
+from tiers import tiers
 
 import hear_dual.checkpoints
-from hear_dual.parity import Backend, input_batch, run_matrix
+from hear_dual.parity import NATIVE, Backend, input_batch, run_matrix
 from hear_dual.signals import SIGNAL_KINDS
 
 

@@ -9,12 +9,12 @@ import copy
 
 import numpy as np
 import pytest
-from tiers import NATIVE, tiers
+from tiers import tiers
 
 import hear_dual.checkpoints
 from hear_dual.audio import chunk_plan
 from hear_dual.converters.torchcrepe import torchcrepe_embeddings
-from hear_dual.parity import Backend, agreement, input_batch, run_matrix
+from hear_dual.parity import NATIVE, Backend, agreement, input_batch, run_matrix
 from hear_dual.signals import SIGNAL_KINDS
 from hear_dual.spec import Spec
 

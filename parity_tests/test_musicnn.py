@@ -15,14 +15,13 @@ import pytest
 import hear_dual.checkpoints
 import hear_dual.reference as reference
 from hear_dual.checkpoint import read_checkpoint
-from hear_dual.parity import Backend, agreement, encoders_on_frontend_output, input_batch
+from hear_dual.parity import NATIVE, Backend, agreement, encoders_on_frontend_output, input_batch
 from hear_dual.signals import MUSIC_KINDS, music_clip
 from hear_dual.spec import Spec
 
 HAVE_ORIGINAL = all(importlib.util.find_spec(m) for m in ("musicnn", "tf_keras", "tensorflow"))
 needs_original = pytest.mark.skipif(not HAVE_ORIGINAL, reason="musicnn's original code is not installed "
                                     "(pip install --no-deps musicnn==0.1.0 tf-keras==2.21.0)")
-NATIVE = ("torch", "tf", "onnx")
 LENGTH = 56000          # 3.5 s: two patches, the second mostly padding
 
 

@@ -8,6 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from hear_dual.parity import NATIVE
 from hear_dual.portability import (
     PERSONALITIES,
     SHIPPED,
@@ -109,12 +110,12 @@ def test_portability_refuses_an_unknown_checkpoint_by_name(capsys):
                     reason="converting musicnn-msd needs musicnn's wheel (pip install --no-deps musicnn==0.1.0)")
 def test_a_converted_checkpoint_is_held_to_float64_and_every_pair(tmp_path, monkeypatch):
     monkeypatch.setenv("HEAR_DUAL_CACHE", str(tmp_path))      # converted here, on first use
-    report = check_here(("musicnn-msd",), backends=("torch", "tf", "onnx"))
+    report = check_here(("musicnn-msd",), backends=NATIVE)
     assert report["passed"], report["problems"]
     entry = report["checkpoints"]["musicnn-msd"]
     assert entry["path"].startswith(str(tmp_path))
     # against the float64 reference on the shipped musicnn-mtt's golden cases, not against golden entries
     assert {r["case"] for r in entry["rows"]} >= {"silence-400", "near_silence-1s", "dc_offset-0.5s"}
-    assert all(0 < entry["golden"][b] < 2e-5 for b in ("torch", "tf", "onnx"))
+    assert all(0 < entry["golden"][b] < 2e-5 for b in NATIVE)
     assert set(entry["pairs"]) == {"torch vs tf", "torch vs onnx", "tf vs onnx"}
     assert all(0 < p["max_rel_diff"] < 1e-5 and p["cases"] > 0 for p in entry["pairs"].values())

@@ -5,11 +5,11 @@ names the op's parameters."""
 
 import numpy as np
 import pytest
-from tiers import NATIVE, tiers
+from tiers import tiers
 
 import hear_dual.reference as reference
 from hear_dual.checkpoint import read_checkpoint
-from hear_dual.parity import Backend, agreement, input_batch
+from hear_dual.parity import NATIVE, Backend, agreement, input_batch
 from hear_dual.signals import SIGNAL_KINDS
 from hear_dual.spec import Spec
 

@@ -3,8 +3,6 @@ kind with tf2onnx's graph added (conftest's with_tf2onnx) in the full suite."""
 
 import pytest
 
-NATIVE = ("torch", "tf", "onnx")
-
 
 def tiers(fast, every) -> list:
     """Parameters: each `fast` kind (id '<kind>'), then each of `every` marked slow (id '<kind>-full')."""
