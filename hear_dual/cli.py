@@ -164,10 +164,8 @@ def cmd_portability(args) -> int:
         CONVERTED_CASES,
         PERSONALITIES,
         SHIPPED,
-        emulation_notes,
         matrix_table,
-        numpy_dispatch,
-        run_personality,
+        run_personalities,
     )
     from hear_dual.weights import resolve
 
@@ -182,14 +180,13 @@ def cmd_portability(args) -> int:
     for name in checkpoints:
         if name in CONVERTED_CASES:
             resolve(name)       # converted once here, not in each personality's process
-    native = numpy_dispatch()
-    reports = []
-    for name in names:
-        report = run_personality(name, checkpoints)
-        report["notes"] = emulation_notes(report, native) if "platform" in report else []
-        reports.append(report)
+
+    def progress(report: dict) -> None:
         if not args.json:
-            print(f"{name}: {'pass' if report['passed'] else 'FAIL'}", *report["notes"], file=sys.stderr)
+            print(f"{report['personality']}: {'pass' if report['passed'] else 'FAIL'}", *report["notes"],
+                  file=sys.stderr)
+
+    reports = run_personalities(names, checkpoints, progress)
     passed = all(r["passed"] for r in reports)
     if args.json:
         print(json.dumps({"passed": passed, "personalities": reports, "meta": environment()}, indent=1))

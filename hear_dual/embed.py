@@ -239,15 +239,15 @@ class Embedder:
 
 def process_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = False) -> list[Result]:
     """Read, embed and write one batch; a file that cannot be read, embedded or written fails alone."""
-    return write_batch(*embed_batch(embedder, jobs, scene_only))
+    return write_batch(*embed_batch(embedder, read_batch(jobs, embedder.sample_rate), scene_only))
 
 
-def embed_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = False) -> tuple[list, list]:
-    """Read and embed one batch: (results of the files that failed, [(job, arrays to write, audio seconds)])."""
-    results, clips, read = [], [], []
+def read_batch(jobs: Sequence[Job], sample_rate: int) -> tuple[list[Result], list]:
+    """Read one batch's files at sample_rate: (results of the files that failed, [(job, audio, rate, frames)])."""
+    results, read = [], []
     for job in jobs:
         try:
-            audio, rate, frames = read_audio(job.read_path, embedder.sample_rate)
+            audio, rate, frames = read_audio(job.read_path, sample_rate)
             if frames == 0:
                 raise ValueError("empty file: 0 audio frames")
             if not np.isfinite(audio).all():
@@ -255,17 +255,23 @@ def embed_batch(embedder: Embedder, jobs: Sequence[Job], scene_only: bool = Fals
         except Exception as e:
             results.append(Result(job.source, job.output, "failed", _reason(e)))
             continue
-        clips.append(audio)
-        read.append((job, rate, frames))
-    if not clips:
+        read.append((job, audio, rate, frames))
+    return results, read
+
+
+def embed_batch(embedder: Embedder, batch: tuple[list[Result], list], scene_only: bool = False) -> tuple[list, list]:
+    """Embed one read batch (read_batch's output): (results of the files that failed, [(job, arrays to write, audio
+    seconds)])."""
+    results, read = batch
+    if not read:
         return results, []
     try:
-        outputs = embedder.embed(clips)
+        outputs = embedder.embed([audio for _, audio, _, _ in read])
     except Exception as e:
         return results + [Result(job.source, job.output, "failed", f"embedding failed: {_reason(e)}")
-                          for job, _, _ in read], []
+                          for job, _, _, _ in read], []
     metadata, todo = embedder.metadata(), []
-    for (job, rate, frames), (embeddings, timestamps, scene) in zip(read, outputs):
+    for (job, _, rate, frames), (embeddings, timestamps, scene) in zip(read, outputs):
         arrays = {"timestamps": timestamps}
         if not scene_only:
             arrays["embeddings"] = embeddings
@@ -319,19 +325,23 @@ class _EmbedWorker:
         return process_batch(self.embedder, jobs, self.scene_only)
 
 
-def _run_local(batches, backend, weights, scene_only, on_results) -> None:
-    """Each batch's files are written by a second thread while the next batch is read and embedded: on thousands
-    of short clips, creating and writing the files took as long as the model."""
+def _run_local(batches, embedder: Embedder, scene_only, on_results) -> None:
+    """A second thread reads the next batch's files and writes the last one's while this one embeds: on thousands of
+    short clips, reading and writing the files took as long as the model (soundfile, soxr and file writes release
+    the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    embedder = Embedder(backend, weights)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hear-dual-write") as writer:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hear-dual-io") as io:
+        reading = io.submit(read_batch, batches[0], embedder.sample_rate)
         pending = None
-        for batch in batches:
-            embedded = embed_batch(embedder, batch, scene_only)
+        for i in range(len(batches)):
+            read = reading.result()
+            if i + 1 < len(batches):
+                reading = io.submit(read_batch, batches[i + 1], embedder.sample_rate)
+            embedded = embed_batch(embedder, read, scene_only)
             if pending is not None:
                 on_results(pending.result())
-            pending = writer.submit(write_batch, *embedded)
+            pending = io.submit(write_batch, *embedded)
         if pending is not None:
             on_results(pending.result())
 
@@ -411,7 +421,6 @@ def embed_paths(inputs, out_dir, backend: str = "torch", weights: str = "", scen
     if not jobs:
         missing = "".join(f"\n  {f.source}: {f.reason}" for f in failures)
         raise NoInputsError(f"no audio files found in {', '.join(map(str, inputs)) or '(no inputs)'}{missing}")
-    sample_rate = read_checkpoint(resolve(weights)).spec.sample_rate
 
     def report(result: Result) -> None:
         if progress:
@@ -419,11 +428,19 @@ def embed_paths(inputs, out_dir, backend: str = "torch", weights: str = "", scen
 
     for failure in failures:
         report(failure)
-    skipped, pending = [], []
+    skipped, todo = [], []
     for job in jobs:
-        if not overwrite and finished(job.write_path):
-            skipped.append(job)
-            continue
+        (skipped if not overwrite and finished(job.write_path) else todo).append(job)
+    # The local engine loads its model once, here, and its rate plans the batches (reading the checkpoint once more
+    # only for the rate cost 0.1 s); nothing is loaded when every output is already there.
+    embedder, sample_rate = None, 0
+    if todo and engine == "local":
+        embedder = Embedder(backend, weights)
+        sample_rate = embedder.sample_rate
+    elif todo:
+        sample_rate = read_checkpoint(resolve(weights)).spec.sample_rate
+    pending = []
+    for job in todo:
         try:
             pending.append(probe(job, sample_rate))
         except Exception as e:
@@ -448,7 +465,7 @@ def embed_paths(inputs, out_dir, backend: str = "torch", weights: str = "", scen
 
     try:
         if batches and engine == "local":
-            _run_local(batches, backend, weights, scene_only, on_results)
+            _run_local(batches, embedder, scene_only, on_results)
         elif batches:
             _run_ray(batches, backend, weights, scene_only, on_results, address, num_workers, progress)
     finally:

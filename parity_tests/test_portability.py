@@ -13,23 +13,17 @@ from hear_dual.portability import (
     PERSONALITIES,
     SHIPPED,
     check_here,
-    emulation_notes,
     matrix_table,
     numpy_dispatch,
     pair_inputs,
     personality_env,
-    run_personality,
+    run_personalities,
 )
 
 
 @pytest.fixture(scope="module")
 def matrix():
-    native = numpy_dispatch()
-    reports = []
-    for name in PERSONALITIES:
-        report = run_personality(name)
-        report["notes"] = emulation_notes(report, native) if "platform" in report else []
-        reports.append(report)
+    reports = run_personalities()
     print("\n" + matrix_table(reports))
     return reports
 
@@ -69,6 +63,35 @@ def test_the_caps_took_effect(matrix):
     assert by_name["sse42"]["platform"]["numpy_dispatch"]["active"] != ["X86_V3", "X86_V4", "AVX512_ICL"]
     if not native["cpu_has_avx512f"]:
         assert any("cannot be emulated" in n for n in by_name["avx2"]["notes"])
+
+
+def test_personalities_keep_their_order_and_single_threaded_ones_run_beside_the_others(monkeypatch):
+    """run_personalities: reports in the order asked whatever order they finish in, each with its notes; a
+    single-threaded personality starts while a multi-threaded one runs (a fake run_personality records overlaps)."""
+    import threading
+    import time
+
+    import hear_dual.portability as portability
+
+    running, overlapped, lock = set(), set(), threading.Lock()
+
+    def fake(name, checkpoints):
+        with lock:
+            overlapped.update((name, other) for other in running)
+            running.add(name)
+        time.sleep(0.2 if name == "native" else 0.05)
+        with lock:
+            running.discard(name)
+        return {"personality": name, "passed": True, "problems": []}
+
+    monkeypatch.setattr(portability, "run_personality", fake)
+    finished = []
+    names = ["native", "native-1t-tfeigen", "avx2"]
+    reports = run_personalities(names, ("base",), lambda report: finished.append(report["personality"]))
+    assert [r["personality"] for r in reports] == names and all(r["notes"] == [] for r in reports)
+    assert sorted(finished) == sorted(names) and finished[0] == "native-1t-tfeigen"
+    assert ("native-1t-tfeigen", "native") in overlapped
+    assert ("avx2", "native") not in overlapped and ("native", "avx2") not in overlapped
 
 
 def test_personality_environment_is_explicit():

@@ -209,6 +209,22 @@ def test_rerun_skips_without_rewriting_and_overwrite_redoes(tmp_path):
     assert _files(out) == {f"{name}.npz" for name in GOOD}
 
 
+def test_a_rerun_with_nothing_to_do_loads_no_model(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(data / "a.wav", _noise(0.5, 16000, 0), 16000)
+    out = tmp_path / "out"
+    assert embed_paths([data], out, backend="onnx", progress=False)["embedded"] == 1
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model or checkpoint was loaded for a run with nothing to do")
+
+    monkeypatch.setattr(embed_module, "Embedder", no_model)
+    monkeypatch.setattr("hear_dual.checkpoint.read_checkpoint", no_model)
+    again = embed_paths([data], out, backend="onnx", progress=False)
+    assert (again["embedded"], again["skipped"], again["failed"]) == (0, 1, 0)
+
+
 def test_interrupted_run_leaves_no_partial_files_and_the_rerun_completes(tmp_path, monkeypatch):
     data = make_tree(tmp_path / "data")
     out = tmp_path / "out"
