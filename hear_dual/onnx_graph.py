@@ -147,11 +147,22 @@ def conv1d(g: Graph, x: str, name: str, params: dict, stride: int, dilation: int
     kernel, bias = tf_weight(g, name, params), g.initializer(f"{name}.bias", params[f"{name}.bias"])
     out, channels, size = params[f"{name}.weight"].shape
     if channels == 1:       # the K taps gathered and contracted in one matmul (SPEC section 4)
+        wave = g.op("Squeeze", x, g.const([2]))
         n_out = g.op("Add", g.op("Div", g.op("Sub", g.dim(x, 1), g.const(dilation * (size - 1) + 1)),
                                  g.const(stride)), g.const(1))
-        starts = g.op("Mul", g.op("Range", g.const(0), n_out, g.const(1)), g.const(stride))
-        index = g.op("Add", g.op("Unsqueeze", starts, g.const([1])), g.const(dilation * np.arange(size)[None, :]))
-        taps = g.op("Gather", g.op("Squeeze", x, g.const([2])), index, axis=1)
+        positions = g.op("Unsqueeze", g.op("Range", g.const(0), n_out, g.const(1)), g.const([1]))
+        if dilation == 1 and stride > 1 and size % stride == 0:
+            # Gathered `stride` samples at a time: position t's taps are rows t, ..., t + K/stride - 1 of the wave
+            # cut into rows of `stride` (the same taps in the same order). A Gather copies index by index: CREPE's
+            # first layer (512 taps, stride 4) took half of ONNX Runtime's time gathering single samples.
+            whole = g.op("Mul", g.op("Div", g.dim(wave, 1), g.const(stride)), g.const(stride))
+            rows = g.op("Reshape", g.op("Slice", wave, g.const([0]), g.op("Unsqueeze", whole, g.const([0])),
+                                        g.const([1])), g.const([0, -1, stride]))
+            index = g.op("Add", positions, g.const(np.arange(size // stride)[None, :]))
+            taps = g.op("Reshape", g.op("Gather", rows, index, axis=1), g.const([0, -1, size]))
+        else:
+            index = g.op("Add", g.op("Mul", positions, g.const(stride)), g.const(dilation * np.arange(size)[None, :]))
+            taps = g.op("Gather", wave, index, axis=1)
         return g.op("Add", g.op("MatMul", taps, g.op("Reshape", kernel, g.const([size, out]))), bias)
     taps = [g.op("MatMul", tap, g.op("Gather", kernel, g.const(k), axis=0))
             for k, tap in enumerate(g.taps(x, 1, size, stride, dilation))]

@@ -7,7 +7,10 @@ that maps the spec's padded audio chunk to timestamp embeddings (tf_impl exporte
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,11 +31,23 @@ def omp_threads() -> int:
     return int(value) if value.isdigit() else 0
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or taskset narrows)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class OnnxModel:
-    """Same attributes as the torch and TF models; `encode` maps a padded chunk to embeddings."""
+    """Same attributes as the torch and TF models; `encode` maps a padded chunk to embeddings.
+
+    On the CPU, a call's rows and chunks run side by side, one single-threaded run per core (`encode_all`): ONNX
+    Runtime splits each op across its threads, and on small ops its threads wait for each other longer than they
+    work. Split, every model ran faster on 2 cores (CREPE tiny 1.5x, VGG 2x, base 1.2x to 1.3x; docs/speed.md). A
+    call with one row and one chunk runs whole, on every thread. Each row's output is the same bits either way: the
+    kernels split work across threads by output, not inside a sum (tests/test_threads.py checks every family).
+    `split=False` keeps every run on one session with `threads` threads."""
 
     def __init__(self, spec: Spec, graph: bytes, providers=None, chunk_timestamps: int | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, split: bool = True):
         ort = require("onnxruntime", "hear_dual.onnx_impl")
 
         self.spec = spec
@@ -47,14 +62,54 @@ class OnnxModel:
         threads = threads or omp_threads()
         if threads > 0:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(graph, options, providers=providers or ["CPUExecutionProvider"])
+        providers = providers or ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(graph, options, providers=providers)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError(f"graph must have one input and one output, has {len(inputs)} and {len(outputs)}")
         self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        # The side-by-side runs share one single-threaded session (a session may run from several threads at once;
+        # its weights are held once more, not once per core).
+        on_cpu = list(providers) == ["CPUExecutionProvider"]
+        self.workers = (threads if threads > 0 else cores()) if split and on_cpu else 1
+        self.single = None
+        if self.workers > 1:
+            options.intra_op_num_threads = 1
+            self.single = ort.InferenceSession(graph, options, providers=providers)
 
     def encode(self, padded: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: padded})[0]
+
+    def encode_all(self, pieces) -> None:
+        """pieces: (rows, out) pairs in order, rows (n, samples) and out (sounds, units, T, D) with n = sounds x
+        units, sound-major. With one worker, or one row in all, each piece runs whole on `session`; otherwise
+        each piece's rows are cut into up to `workers` runs of `single`, at most `workers` runs ahead of the one
+        written next (a long call holds a few pieces' inputs at a time, not all of them)."""
+        pieces = iter(pieces)
+        head = list(itertools.islice(pieces, 2))
+        pieces = itertools.chain(head, pieces)
+        if self.workers == 1 or (len(head) == 1 and len(head[0][0]) == 1):
+            for rows, out in pieces:
+                write(out, 0, len(rows), self.encode(rows))
+            return
+        pending = deque()
+        with ThreadPoolExecutor(self.workers) as pool:
+            for rows, out in pieces:
+                step = -(-len(rows) // self.workers)
+                for lo in range(0, len(rows), step):
+                    hi = min(lo + step, len(rows))
+                    run = pool.submit(self.single.run, [self.output_name], {self.input_name: rows[lo:hi]})
+                    pending.append((out, lo, hi, run))
+                while len(pending) > self.workers:
+                    out_, lo, hi, run = pending.popleft()
+                    write(out_, lo, hi, run.result()[0])
+            for out, lo, hi, run in pending:
+                write(out, lo, hi, run.result()[0])
+
+
+def write(out: np.ndarray, lo: int, hi: int, values: np.ndarray) -> None:
+    """Rows lo..hi-1 of a piece (sound-major over out's first two axes) into out, a view of the embeddings."""
+    out[np.unravel_index(np.arange(lo, hi), out.shape[:2])] = values
 
 
 def load_model(model_file_path: str = "", providers=None, threads: int | None = None,
@@ -84,20 +139,24 @@ def get_timestamp_embeddings(audio, model: OnnxModel) -> tuple[np.ndarray, np.nd
 
 def _embed(audio: np.ndarray, model: OnnxModel, plan: Plan) -> np.ndarray:
     """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
-    n_sounds = audio.shape[0]
-    embeddings = np.zeros((n_sounds, plan.n_outputs, model.timestamp_embedding_size), np.float32)
-    for lo in range(0, n_sounds, plan.sounds):
+    embeddings = np.zeros((audio.shape[0], plan.n_outputs, model.timestamp_embedding_size), np.float32)
+    model.encode_all(_pieces(audio, embeddings, plan))
+    return embeddings
+
+
+def _pieces(audio: np.ndarray, embeddings: np.ndarray, plan: Plan):
+    """Each step's padded rows and the view of `embeddings` they fill, as (sounds, units, T, D)."""
+    for lo in range(0, audio.shape[0], plan.sounds):
         part, out = audio[lo : lo + plan.sounds], embeddings[lo : lo + plan.sounds]
         for step in plan.steps:
             if isinstance(step, list):       # units that each have their own input: rows of one batch
                 x = np.stack([np.pad(part[:, c.src_start : c.src_stop], ((0, 0), (c.pad_left, c.pad_right)))
                               for c in step], axis=1)
-                rows = model.encode(x.reshape(-1, x.shape[2]))
-                out[:, step[0].out_start : step[-1].out_stop] = rows.reshape(part.shape[0], -1, rows.shape[2])
+                view = out[:, step[0].out_start : step[-1].out_stop]
+                yield x.reshape(-1, x.shape[2]), view.reshape(len(part), len(step), -1, view.shape[2])
             else:
                 x = np.pad(part[:, step.src_start : step.src_stop], ((0, 0), (step.pad_left, step.pad_right)))
-                out[:, step.out_start : step.out_stop] = model.encode(x)
-    return embeddings
+                yield x, out[:, None, step.out_start : step.out_stop]
 
 
 def pool_scene(embeddings: np.ndarray, pooling: list[str], tile: int | None = None) -> np.ndarray:

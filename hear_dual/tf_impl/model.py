@@ -148,8 +148,17 @@ class Conv1d(tf.Module):
             # A conv on the waveform: K outer products would each round into the sum; gather the K taps and
             # contract them in one matmul instead (SPEC section 4).
             n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
-            index = self.stride * tf.range(n_out)[:, None] + self.dilation * tf.range(kernel_size)[None, :]
-            return tf.matmul(tf.gather(x[..., 0], index, axis=1), self.kernel[:, 0]) + self.bias
+            if self.dilation == 1 and self.stride > 1 and kernel_size % self.stride == 0:
+                # Gathered `stride` samples at a time: position t's taps are rows t, ..., t + K/stride - 1 of the
+                # wave cut into rows of `stride` (the same taps in the same order), as the ONNX graph does.
+                whole = tf.shape(x)[1] // self.stride * self.stride
+                rows = tf.reshape(x[:, :whole, 0], [tf.shape(x)[0], -1, self.stride])
+                index = tf.range(n_out)[:, None] + tf.range(kernel_size // self.stride)[None, :]
+                taps = tf.reshape(tf.gather(rows, index, axis=1), [tf.shape(x)[0], -1, kernel_size])
+            else:
+                index = self.stride * tf.range(n_out)[:, None] + self.dilation * tf.range(kernel_size)[None, :]
+                taps = tf.gather(x[..., 0], index, axis=1)
+            return tf.matmul(taps, self.kernel[:, 0]) + self.bias
         # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
         n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
         span = (n_out - 1) * self.stride + 1
