@@ -98,11 +98,11 @@ def test_side_by_side_runs_cut_rows_evenly_keep_order_and_read_few_pieces_ahead(
     assert all(taken_when <= first // 10 + 3 for (first, *_), taken_when in model.single.runs)
 
 
-def test_one_row_in_all_runs_on_every_thread_and_threads_1_never_splits():
+def test_one_row_in_all_runs_on_every_thread_and_threads_1_or_split_false_never_split():
     from hear_dual import onnx_impl
 
-    model = onnx_impl.load_model("compact", threads=1)
-    assert model.workers == 1 and model.single is None
+    for model in onnx_impl.load_model("compact", threads=1), onnx_impl.load_model("compact", threads=2, split=False):
+        assert model.workers == 1 and model.single is None
     model = onnx_impl.load_model("compact", threads=2)
     assert model.workers == 2
     model.single = None                 # a one-row call must not reach it

@@ -113,16 +113,18 @@ def write(out: np.ndarray, lo: int, hi: int, values: np.ndarray) -> None:
 
 
 def load_model(model_file_path: str = "", providers=None, threads: int | None = None,
-               stored_graph: bool = False) -> OnnxModel:
+               stored_graph: bool = False, split: bool = True) -> OnnxModel:
     """stored_graph: run the checkpoint's own graph as stored (the same graph for checkpoints this version writes;
-    a torch.onnx export for the earlier ones) instead of the one rebuilt from its spec and weights."""
+    a torch.onnx export for the earlier ones) instead of the one rebuilt from its spec and weights. threads: the
+    cores to use (default OMP_NUM_THREADS, else every core the process may run on); split=False runs every call
+    on one session with that many threads instead of single-threaded runs side by side (OnnxModel)."""
     from hear_dual.onnx_graph import build_graph
 
     checkpoint = read_checkpoint(resolve(model_file_path))     # a path or a model's name, converted on first use
     graph = checkpoint.model_bytes if stored_graph else \
         build_graph(checkpoint.spec, checkpoint.params, checkpoint.constants).SerializeToString()
     try:
-        model = OnnxModel(checkpoint.spec, graph, providers, threads=threads)
+        model = OnnxModel(checkpoint.spec, graph, providers, threads=threads, split=split)
     except Exception as e:  # onnxruntime raises its own types for graphs it cannot run
         raise CheckpointError(f"{checkpoint.path}: onnxruntime cannot run the graph ({type(e).__name__}: {e})") from e
     model.checkpoint_path, model.checkpoint_sha256 = checkpoint.path, checkpoint.sha256
