@@ -32,6 +32,16 @@ def test_peak_memory_is_bounded(module, case):
     assert result["peak_rss_mib"] <= {"1x20min": 1, "16x5min": 2}[case] * GIB, result
 
 
+@pytest.mark.slow
+def test_twenty_minutes_of_musicnn_in_tensorflow_are_bounded():
+    """The widest output (753 floats every 16 ms: 226 MB for 20 minutes) in the heaviest framework (import alone
+    about 590 MiB): held once, with TensorFlow's first call kept small (one gather for a one-channel conv2d's taps,
+    not a slice per tap). It peaked at 1480 MiB before both."""
+    result = harness().measure_once("hear_dual.tf_impl", "musicnn-mtt", "1x20min")
+    assert result["output_shape"] == [1, 75001, 753]
+    assert result["peak_rss_mib"] <= GIB, result
+
+
 @pytest.mark.slow      # the fast tier checks chunk boundaries on short clips (test_chunking)
 @pytest.mark.parametrize("backend", ["torch", "tf"])
 def test_twenty_minutes_chunked_equals_whole_clip(backend, backends, spec):

@@ -5,21 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
-from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
+from hear_dual.inputs import check_audio_layout, check_finite, check_numpy_audio, check_pairwise
 from hear_dual.tf_impl.model import HearDualModel, load_model, tf
 
 __all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
 
-def _as_audio_tensor(audio) -> tf.Tensor:
-    if isinstance(audio, (tf.Tensor, tf.Variable)):
-        dtype = audio.dtype
-        kind = "f" if dtype.is_floating else "c" if dtype.is_complex else "b" if dtype.is_bool else "i"
-        check_audio_layout(tuple(audio.shape), dtype.name, kind)
-    else:
-        array = np.asarray(audio)
-        check_audio_layout(array.shape, array.dtype.name, array.dtype.kind)
-        audio = tf.convert_to_tensor(np.ascontiguousarray(array))
+def _as_audio(audio) -> tf.Tensor | np.ndarray:
+    """A tensor as float32; numpy audio stays numpy (float32): each chunk is converted as it is cut, so 20 minutes
+    are not held twice."""
+    if not isinstance(audio, (tf.Tensor, tf.Variable)):
+        return check_numpy_audio(audio)
+    dtype = audio.dtype
+    kind = "f" if dtype.is_floating else "c" if dtype.is_complex else "b" if dtype.is_bool else "i"
+    check_audio_layout(tuple(audio.shape), dtype.name, kind)
     audio = tf.cast(audio, tf.float32)
     # A bool mask (1 byte a sample): TF's reduce_sum has no float64 accumulator without a float64 copy.
     check_finite(tf.reduce_all(tf.math.is_finite(audio), axis=1).numpy())
@@ -28,20 +27,23 @@ def _as_audio_tensor(audio) -> tf.Tensor:
 
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
-    audio = _as_audio_tensor(audio)
+    audio = _as_audio(audio)
     plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps)
     timestamps = tf.constant(timestamps_ms(model.spec, audio.shape[1]))
     return _embed(audio, model, plan, plan.n_timestamps), tf.tile(timestamps[None], [audio.shape[0], 1])
 
 
-def _embed(audio: tf.Tensor, model: HearDualModel, plan: Plan, keep: int | None = None) -> tf.Tensor:
+def _embed(audio, model: HearDualModel, plan: Plan, keep: int | None = None) -> tf.Tensor:
     """(n_sounds, keep, D), the first `keep` (default all) of plan.n_outputs: the plan's steps in order
-    (hear_dual.audio.embedding_plan). Each piece is cut to `keep` before the one concat, and the pieces are
-    dropped as soon as it is made: on 20 minutes of musicnn (226 MB of output), a concat then a cut held the output
-    three times over."""
-    n_sounds, keep, parts = audio.shape[0], plan.n_outputs if keep is None else keep, []
+    (hear_dual.audio.embedding_plan). Each piece is written into one numpy buffer as it is made, and the buffer
+    becomes the returned tensor without a copy (DLPack): a concat of the pieces held 20 minutes of musicnn's
+    output (226 MB) twice."""
+    n_sounds, keep = audio.shape[0], plan.n_outputs if keep is None else keep
+    if n_sounds == 0 or keep == 0:
+        return tf.zeros((n_sounds, keep, model.timestamp_embedding_size), tf.float32)
+    out = _aligned_empty((n_sounds, keep, model.timestamp_embedding_size))
     for lo in range(0, n_sounds, plan.sounds):
-        part, pieces, done = audio[lo : lo + plan.sounds], [], 0
+        part, done = audio[lo : lo + plan.sounds], 0
         for step in plan.steps:
             if isinstance(step, list):       # units that each have their own input: rows of one batch
                 x = tf.stack([tf.pad(part[:, c.src_start : c.src_stop], [[0, 0], [c.pad_left, c.pad_right]])
@@ -51,15 +53,18 @@ def _embed(audio: tf.Tensor, model: HearDualModel, plan: Plan, keep: int | None 
             else:
                 x = tf.pad(part[:, step.src_start : step.src_stop], [[0, 0], [step.pad_left, step.pad_right]])
                 piece = model.encode(x)
-            if done + piece.shape[1] > keep:
-                piece = piece[:, : keep - done]
-            pieces.append(piece)
-            done += piece.shape[1]
-        parts.append(tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0])
-        del pieces
-    if not parts:
-        return tf.zeros((n_sounds, keep, model.timestamp_embedding_size), tf.float32)
-    return tf.concat(parts, axis=0) if len(parts) > 1 else parts[0]
+            n = min(piece.shape[1], keep - done)
+            out[lo : lo + part.shape[0], done : done + n] = piece[:, :n].numpy()
+            done += n
+    return tf.experimental.dlpack.from_dlpack(out.__dlpack__())
+
+
+def _aligned_empty(shape: tuple) -> np.ndarray:
+    """An uninitialised float32 array at a 64-byte boundary, which TensorFlow requires of memory it shares."""
+    size = int(np.prod(shape)) * 4
+    raw = np.empty(size + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start : start + size].view(np.float32).reshape(shape)
 
 
 def pool_scene(embeddings: tf.Tensor, pooling: list[str], tile: int | None = None) -> tf.Tensor:
@@ -73,7 +78,7 @@ def pool_scene(embeddings: tf.Tensor, pooling: list[str], tile: int | None = Non
 
 def get_scene_embeddings(audio, model: HearDualModel) -> tf.Tensor:
     """audio (n_sounds, n_samples) -> (n_sounds, scene_embedding_size) float32."""
-    audio = _as_audio_tensor(audio)
+    audio = _as_audio(audio)
     if audio.shape[0] == 0:
         return tf.zeros((0, model.scene_embedding_size), tf.float32)
     plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], scene=True,

@@ -195,8 +195,13 @@ class Conv2d(Conv1d):
         (kt, kf, channels, out), (st, sf) = self.kernel.shape, self.strides
         n_t, n_f = (tf.shape(x)[1] - kt) // st + 1, (tf.shape(x)[2] - kf) // sf + 1
         if channels == 1:
-            taps = tf.stack([x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf, 0]
-                             for p in range(kt) for q in range(kf)], axis=3)
+            # (batch, n_t, n_f, kt * kf), tap (p, q) at p * kf + q (torch's unfold), gathered by one index from
+            # the flattened map. A slice per tap made musicnn's graph 22,000 nodes (2,900 taps): a 9 s first call
+            # that kept 300 MiB; tf.image.extract_patches copies the same taps 1.3x slower end to end.
+            width = tf.shape(x)[2]
+            start = (st * tf.range(n_t)[:, None] * width + sf * tf.range(n_f)[None, :])[:, :, None]
+            offset = tf.reshape(tf.range(kt)[:, None] * width + tf.range(kf)[None, :], [-1])
+            taps = tf.gather(tf.reshape(x, [tf.shape(x)[0], -1]), start + offset, axis=1)
             return tf.matmul(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
         taps = [tf.matmul(x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf], self.kernel[p, q])
                 for p in range(kt) for q in range(kf)]
