@@ -112,30 +112,31 @@ CHUNK_SECONDS_PER_BATCH = 120.0
 CHUNK_ACTIVATION_FLOATS = 2**22
 
 
-def auto_chunk_timestamps(spec: Spec, n_sounds: int, hop: int | None = None) -> int:
+def auto_chunk_timestamps(spec: Spec, n_sounds: int, hop: int | None = None,
+                          activation_floats: int = CHUNK_ACTIVATION_FLOATS) -> int:
     """Timestamps per sound per chunk: about 2 minutes of audio across the batch, at most 30 s per sound,
-    at least 1 s; for the framed families also at most CHUNK_ACTIVATION_FLOATS in a layer's output. Bounds memory
-    for any batch and length; results do not depend on it (chunking is exact)."""
+    at least 1 s; for the framed families also at most activation_floats in a layer's output (a backend may ask
+    for its own budget). Bounds memory for any batch and length; results do not depend on it (chunking is exact)."""
     per_second = spec.sample_rate / (hop or spec.hop_samples)
     per_sound = CHUNK_SECONDS_PER_BATCH * per_second / max(1, n_sounds)
     chunk = int(min(MAX_CHUNK_SECONDS_PER_SOUND * per_second, max(per_second, per_sound)))
     if spec.is_framed or spec.is_patched:
-        chunk = min(chunk, units_per_chunk(spec, n_sounds))
+        chunk = min(chunk, units_per_chunk(spec, n_sounds, activation_floats))
     return max(1, chunk)
 
 
-def sounds_per_step(spec: Spec, n_sounds: int) -> int:
+def sounds_per_step(spec: Spec, n_sounds: int, activation_floats: int = CHUNK_ACTIVATION_FLOATS) -> int:
     """Sounds embedded together: all of them, except where a framed family's unit is so large that one unit of each
-    would pass CHUNK_ACTIVATION_FLOATS in a layer's output: then as many as fit, at least one."""
+    would pass activation_floats in a layer's output: then as many as fit, at least one."""
     if not (spec.is_framed or spec.is_patched):
         return max(1, n_sounds)
-    return max(1, min(n_sounds, CHUNK_ACTIVATION_FLOATS // spec.frame_activation_floats))
+    return max(1, min(n_sounds, activation_floats // spec.frame_activation_floats))
 
 
-def units_per_chunk(spec: Spec, n_sounds: int) -> int:
+def units_per_chunk(spec: Spec, n_sounds: int, activation_floats: int = CHUNK_ACTIVATION_FLOATS) -> int:
     """Units (frames, patches) of every sound that one chunk may hold: a layer's output stays under
-    CHUNK_ACTIVATION_FLOATS, however wide the model."""
-    return max(1, CHUNK_ACTIVATION_FLOATS // (max(1, n_sounds) * spec.frame_activation_floats))
+    activation_floats, however wide the model."""
+    return max(1, activation_floats // (max(1, n_sounds) * spec.frame_activation_floats))
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,14 @@ def chunk_plan(spec: Spec, n_samples: int, chunk_timestamps: int, hop: int | Non
     return chunks
 
 
-def frame_groups(spec: Spec, n_samples: int, n_sounds: int, hop: int) -> list[list[Chunk]]:
+def frame_groups(spec: Spec, n_samples: int, n_sounds: int, hop: int,
+                 activation_floats: int = CHUNK_ACTIVATION_FLOATS) -> list[list[Chunk]]:
     """A waveform spec at a hop other than its frontend's (its scene hop): one-output chunks, each exactly one
     frame of the padded signal, grouped so that a group's frames, run as rows of one batch, fit the chunk budget."""
     if not spec.is_framed:
         raise ValueError(f"{spec.name}: only a waveform_frames spec embeds at a hop other than its own")
     chunks = chunk_plan(spec, n_samples, 1, hop)
-    size = auto_chunk_timestamps(spec, n_sounds, hop)
+    size = auto_chunk_timestamps(spec, n_sounds, hop, activation_floats)
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
@@ -209,7 +211,8 @@ def num_tiles(spec: Spec, n_samples: int) -> int:
     return -(-frames // spec.frontend["patch_frames"])
 
 
-def tile_groups(spec: Spec, n_samples: int, n_sounds: int, size: int | None = None) -> list[list[Chunk]]:
+def tile_groups(spec: Spec, n_samples: int, n_sounds: int, size: int | None = None,
+                activation_floats: int = CHUNK_ACTIVATION_FLOATS) -> list[list[Chunk]]:
     """The tiled patches of a clip, each a one-patch chunk (patch t = frames [P t, P t + P)), in groups of `size`
     (default: what fits the chunk budget). Outputs count the encoder's outputs per patch: P for a per-frame spec,
     1 otherwise."""
@@ -219,7 +222,8 @@ def tile_groups(spec: Spec, n_samples: int, n_sounds: int, size: int | None = No
         span = frame_span(spec, t * frames, (t + 1) * frames, n_samples)
         chunks.append(Chunk(t * per_tile, (t + 1) * per_tile, span.src_start, span.src_stop, span.pad_left,
                             span.pad_right))
-    size = min(size or units_per_chunk(spec, n_sounds), units_per_chunk(spec, n_sounds))
+    most = units_per_chunk(spec, n_sounds, activation_floats)
+    size = min(size or most, most)
     return [chunks[i : i + size] for i in range(0, len(chunks), size)]
 
 
@@ -237,19 +241,19 @@ class Plan:
 
 
 def embedding_plan(spec: Spec, n_samples: int, n_sounds: int, scene: bool = False,
-                   chunk_timestamps: int | None = None) -> Plan:
+                   chunk_timestamps: int | None = None, activation_floats: int = CHUNK_ACTIVATION_FLOATS) -> Plan:
     """The one plan every backend follows for timestamp embeddings (scene=False) or the embeddings a scene pools
     (scene=True): chunks of the padded clip where outputs share their input, rows where each output has its own
     unit (a waveform spec's scene hop, the tiled patches of the patch family)."""
-    sounds = sounds_per_step(spec, n_sounds)
+    sounds = sounds_per_step(spec, n_sounds, activation_floats)
     if spec.is_patched and (scene or spec.per_frame):
-        groups = tile_groups(spec, n_samples, sounds, chunk_timestamps)
+        groups = tile_groups(spec, n_samples, sounds, chunk_timestamps, activation_floats)
         n_outputs = groups[-1][-1].out_stop if groups else 0
         per_tile = spec.frontend["patch_frames"] if spec.per_frame else 1
         return Plan(groups, n_outputs, num_timestamps(spec, n_samples) if not scene else n_outputs, per_tile, sounds)
     hop = spec.scene_hop_samples if scene else spec.hop_samples
     n_out = num_timestamps(spec, n_samples, hop)
     if hop != spec.hop_samples:
-        return Plan(frame_groups(spec, n_samples, sounds, hop), n_out, n_out, max(1, n_out), sounds)
-    size = chunk_timestamps or auto_chunk_timestamps(spec, sounds, hop)
+        return Plan(frame_groups(spec, n_samples, sounds, hop, activation_floats), n_out, n_out, max(1, n_out), sounds)
+    size = chunk_timestamps or auto_chunk_timestamps(spec, sounds, hop, activation_floats)
     return Plan(chunk_plan(spec, n_samples, size, hop), n_out, n_out, max(1, n_out), sounds)

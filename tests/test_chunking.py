@@ -44,3 +44,22 @@ def test_automatic_chunk_size_bounds_the_batch(torch_model, tf_model, onnx_model
     assert seconds[1] == seconds[4] == 30.0          # 30 s per sound at most
     assert seconds[16] == 7.48                       # about 2 minutes across the batch
     assert seconds[1000] == 1.0                      # never below one second per chunk
+
+
+def test_a_backend_may_ask_for_its_own_chunk_budget():
+    """tf_impl runs a framed model's chunks at 4x the shared budget (its fixed cost per op); the plan honours it for
+    timestamps and for scene frames, and keeps the shared one for the patch models (20 minutes of musicnn in
+    TensorFlow under 1 GiB)."""
+    from hear_dual.audio import CHUNK_ACTIVATION_FLOATS, embedding_plan
+    from hear_dual.spec import Spec
+    from hear_dual.tf_impl.model import chunk_budget
+
+    crepe = Spec.builtin("hear-dual-crepe-tiny")
+    n = 10 * crepe.sample_rate
+    for scene in (False, True):
+        shared = embedding_plan(crepe, n, 4, scene=scene)
+        larger = embedding_plan(crepe, n, 4, scene=scene, activation_floats=4 * CHUNK_ACTIVATION_FLOATS)
+        assert len(larger.steps) <= -(-len(shared.steps) // 3)
+        assert larger.n_outputs == shared.n_outputs
+    assert chunk_budget(crepe) == 4 * CHUNK_ACTIVATION_FLOATS
+    assert chunk_budget(Spec.builtin("hear-dual-musicnn-mtt")) == CHUNK_ACTIVATION_FLOATS

@@ -28,7 +28,8 @@ def _as_audio(audio) -> tf.Tensor | np.ndarray:
 def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf.Tensor]:
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
     audio = _as_audio(audio)
-    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps)
+    plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps,
+                          activation_floats=model.activation_floats)
     timestamps = tf.constant(timestamps_ms(model.spec, audio.shape[1]))
     return _embed(audio, model, plan, plan.n_timestamps), tf.tile(timestamps[None], [audio.shape[0], 1])
 
@@ -82,7 +83,7 @@ def get_scene_embeddings(audio, model: HearDualModel) -> tf.Tensor:
     if audio.shape[0] == 0:
         return tf.zeros((0, model.scene_embedding_size), tf.float32)
     plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], scene=True,
-                          chunk_timestamps=model.chunk_timestamps)
+                          chunk_timestamps=model.chunk_timestamps, activation_floats=model.activation_floats)
     return pool_scene(_embed(audio, model, plan), model.spec.scene_pooling, plan.tile)
 
 
