@@ -163,7 +163,7 @@ class Conv1d(tf.Module):
         n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
         span = (n_out - 1) * self.stride + 1
         # (time, batch, channels), as torch_impl: at stride 1 a tap's rows are one slice along the first axis, which
-        # TF shares instead of copying (CREPE's 64 taps copied their input 64 times: tiny 1.12x, full 1.16x faster).
+        # TF shares instead of copying (each of CREPE's 64 taps copied the layer input: tiny 1.2x, full 1.1x faster).
         rows = tf.transpose(x, [1, 0, 2])
         taps = [tf.matmul(tf.reshape(rows[k * self.dilation : k * self.dilation + span : self.stride],
                                      [-1, self.kernel.shape[1]]), self.kernel[k])
@@ -202,10 +202,14 @@ class Conv2d(Conv1d):
             # (batch, n_t, n_f, kt * kf), tap (p, q) at p * kf + q (torch's unfold), gathered by one index from
             # the flattened map. A slice per tap made musicnn's graph 22,000 nodes (2,900 taps): a 9 s first call
             # that kept 300 MiB; tf.image.extract_patches copies the same taps 1.3x slower end to end.
-            width = tf.shape(x)[2]
-            start = (st * tf.range(n_t)[:, None] * width + sf * tf.range(n_f)[None, :])[:, :, None]
-            offset = tf.reshape(tf.range(kt)[:, None] * width + tf.range(kf)[None, :], [-1])
-            taps = tf.gather(tf.reshape(x, [tf.shape(x)[0], -1]), start + offset, axis=1)
+            if kf == 1:     # taps along time only: whole rows of the map, the taps moved last (index 3x faster)
+                index = st * tf.range(n_t)[:, None] + tf.range(kt)[None, :]
+                taps = tf.transpose(tf.gather(x[:, :, : sf * (n_f - 1) + 1 : sf, 0], index, axis=1), [0, 1, 3, 2])
+            else:
+                width = tf.shape(x)[2]
+                start = (st * tf.range(n_t)[:, None] * width + sf * tf.range(n_f)[None, :])[:, :, None]
+                offset = tf.reshape(tf.range(kt)[:, None] * width + tf.range(kf)[None, :], [-1])
+                taps = tf.gather(tf.reshape(x, [tf.shape(x)[0], -1]), start + offset, axis=1)
             return tf.matmul(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
         taps = [tf.matmul(x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf], self.kernel[p, q])
                 for p in range(kt) for q in range(kf)]
