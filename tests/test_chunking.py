@@ -48,8 +48,8 @@ def test_automatic_chunk_size_bounds_the_batch(torch_model, tf_model, onnx_model
 
 def test_a_backend_may_ask_for_its_own_chunk_budget():
     """tf_impl runs a framed model's chunks at 4x the shared budget (its fixed cost per op); the plan honours it for
-    timestamps and for scene frames, and keeps the shared one for the patch models (20 minutes of musicnn in
-    TensorFlow under 1 GiB)."""
+    timestamps and for scene frames, and keeps the shared one for the patch models (with 4x, 20 minutes of musicnn in
+    TensorFlow would peak at 1254 MiB)."""
     from hear_dual.audio import CHUNK_ACTIVATION_FLOATS, embedding_plan
     from hear_dual.spec import Spec
     from hear_dual.tf_impl.model import chunk_budget

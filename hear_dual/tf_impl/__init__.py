@@ -6,7 +6,7 @@ import numpy as np
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.inputs import check_audio_layout, check_finite, check_numpy_audio, check_pairwise
-from hear_dual.tf_impl.model import HearDualModel, load_model, tf
+from hear_dual.tf_impl.model import HearDualModel, chunk_budget, load_model, tf
 
 __all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
 
@@ -29,7 +29,7 @@ def get_timestamp_embeddings(audio, model: HearDualModel) -> tuple[tf.Tensor, tf
     """audio (n_sounds, n_samples) -> embeddings (n_sounds, T, D) float32, timestamps (n_sounds, T) in ms."""
     audio = _as_audio(audio)
     plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], chunk_timestamps=model.chunk_timestamps,
-                          activation_floats=model.activation_floats)
+                          activation_floats=chunk_budget(model.spec))
     timestamps = tf.constant(timestamps_ms(model.spec, audio.shape[1]))
     return _embed(audio, model, plan, plan.n_timestamps), tf.tile(timestamps[None], [audio.shape[0], 1])
 
@@ -83,7 +83,7 @@ def get_scene_embeddings(audio, model: HearDualModel) -> tf.Tensor:
     if audio.shape[0] == 0:
         return tf.zeros((0, model.scene_embedding_size), tf.float32)
     plan = embedding_plan(model.spec, audio.shape[1], audio.shape[0], scene=True,
-                          chunk_timestamps=model.chunk_timestamps, activation_floats=model.activation_floats)
+                          chunk_timestamps=model.chunk_timestamps, activation_floats=chunk_budget(model.spec))
     return pool_scene(_embed(audio, model, plan), model.spec.scene_pooling, plan.tile)
 
 

@@ -199,13 +199,13 @@ class Conv2d(Conv1d):
         (kt, kf, channels, out), (st, sf) = self.kernel.shape, self.strides
         n_t, n_f = (tf.shape(x)[1] - kt) // st + 1, (tf.shape(x)[2] - kf) // sf + 1
         if channels == 1:
-            # (batch, n_t, n_f, kt * kf), tap (p, q) at p * kf + q (torch's unfold), gathered by one index from
-            # the flattened map. A slice per tap made musicnn's graph 22,000 nodes (2,900 taps): a 9 s first call
-            # that kept 300 MiB; tf.image.extract_patches copies the same taps 1.3x slower end to end.
+            # (batch, n_t, n_f, kt * kf), tap (p, q) at p * kf + q (torch's unfold), by gathers rather than a slice
+            # per tap, which made musicnn's graph 22,000 nodes (2,900 taps): a 9 s first call that kept 300 MiB.
+            # tf.image.extract_patches copies the same taps 1.3x slower end to end.
             if kf == 1:     # taps along time only: whole rows of the map, the taps moved last (index 3x faster)
                 index = st * tf.range(n_t)[:, None] + tf.range(kt)[None, :]
                 taps = tf.transpose(tf.gather(x[:, :, : sf * (n_f - 1) + 1 : sf, 0], index, axis=1), [0, 1, 3, 2])
-            else:
+            else:           # one index per gathered float, from the flattened map
                 width = tf.shape(x)[2]
                 start = (st * tf.range(n_t)[:, None] * width + sf * tf.range(n_f)[None, :])[:, :, None]
                 offset = tf.reshape(tf.range(kt)[:, None] * width + tf.range(kf)[None, :], [-1])
@@ -395,7 +395,6 @@ class HearDualModel(tf.Module):
         self.timestamp_embedding_size = spec.timestamp_embedding_size
         self.scene_embedding_size = spec.scene_embedding_size
         self.chunk_timestamps = chunk_timestamps
-        self.activation_floats = chunk_budget(spec)
         self.frontend = make_frontend(spec, constants)
         self.layers = [make_layer(layer, params, spec) for layer in spec.layers]
         # One trace serves every batch size and length: both dimensions are left unknown.
