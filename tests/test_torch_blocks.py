@@ -73,10 +73,43 @@ def test_blocks_of_any_size_give_the_same_embeddings(model_and_audio, monkeypatc
     with torch.no_grad():
         whole = model(audio).numpy()
         monkeypatch.setattr(tm, "BLOCK_BYTES", 3000)      # blocks of one item, or a few and an uneven last one
+        monkeypatch.setattr(tm, "MIN_ROWS", 1)
         monkeypatch.setattr(tm, "FRONTEND_FRAMES", 7)
         small = model(audio).numpy()
     assert small.shape == whole.shape
     np.testing.assert_allclose(small, whole, rtol=0, atol=1e-6 * max(1.0, np.abs(whole).max()), err_msg=name)
+
+
+def test_min_rows_make_blocks_of_whole_items():
+    """A product of few rows per item gets items enough for MIN_ROWS rows; one of many keeps its BLOCK_BYTES
+    blocks; a last block holds what is left."""
+    cpu = torch.device("cpu")
+    assert tm.blocks(20, tm.BLOCK_BYTES // 2, tm.MIN_ROWS // 8, cpu)[:2] == [slice(0, 8), slice(8, 16)]
+    assert tm.blocks(20, tm.BLOCK_BYTES // 2, tm.MIN_ROWS // 8, cpu)[-1] == slice(16, 20)
+    assert tm.blocks(20, tm.BLOCK_BYTES // 2, tm.MIN_ROWS, cpu)[0] == slice(0, 2)
+    assert tm.blocks(20, 4 * tm.BLOCK_BYTES, tm.MIN_ROWS, cpu)[0] == slice(0, 1)
+
+
+def test_kept_tap_operands_follow_the_weights():
+    """The per-tap operands kept between calls are remade when the weights change in place (an update under
+    no_grad, load_parameters) or move: the embeddings are always those of a freshly built model with the same
+    weights."""
+    spec = Spec.builtin("hear-dual-base")
+    audio = torch.from_numpy(input_batch("pink_noise", 2, padded_input_length(spec, 9), spec.sample_rate, seed=2))
+    first, second = seeded_parameters(spec, 1), seeded_parameters(spec, 2)
+
+    def fresh(params):
+        return tm.HearDualModel(spec).load_parameters(params).requires_grad_(False)(audio)
+
+    model = tm.HearDualModel(spec).load_parameters(first).requires_grad_(False)
+    assert torch.equal(model(audio), fresh(first))
+    model.load_parameters(second)
+    assert torch.equal(model(audio), fresh(second))
+    with torch.no_grad():
+        model.conv4.weight.mul_(0.5)
+    halved = dict(second, **{"conv4.weight": second["conv4.weight"] * np.float32(0.5)})
+    assert torch.equal(model(audio), fresh(halved))
+    assert not torch.equal(fresh(halved), fresh(second))
 
 
 def test_gradients_flow_through_the_accumulating_products(model_and_audio):
