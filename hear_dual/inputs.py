@@ -18,13 +18,32 @@ def check_audio_layout(shape: tuple, dtype_name: str, dtype_kind: str) -> None:
         raise ValueError(f"audio has zero samples (shape {tuple(shape)}); at least one sample per sound is needed")
 
 
+class NonFiniteEmbeddingError(FloatingPointError):
+    """Finite audio gave NaN or infinite embeddings: the model's weights overflow float32 (a damaged checkpoint can
+    load, its values finite but some absurdly large: one flipped exponent bit makes a weight 1e38)."""
+
+
+def _bad_sounds(finite_per_sound) -> str:
+    """The sounds whose flag is False, listed (at most ten), or "" when there are none."""
+    bad = np.flatnonzero(~np.asarray(finite_per_sound, dtype=bool))
+    return ", ".join(str(i) for i in bad[:10]) + (" ..." if bad.size > 10 else "")
+
+
 def check_finite(finite_per_sound: np.ndarray) -> None:
     """finite_per_sound[i] is False when sound i holds a NaN or an infinity. Backends compute it from float64
     row sums, one pass: NaN and inf propagate through a sum, and float32 rows cannot overflow float64."""
-    bad = np.flatnonzero(~np.asarray(finite_per_sound, dtype=bool))
-    if bad.size:
-        listed = ", ".join(str(i) for i in bad[:10]) + (" ..." if bad.size > 10 else "")
+    if listed := _bad_sounds(finite_per_sound):
         raise ValueError(f"audio contains NaN or infinity in sound(s) {listed}; expected finite samples")
+
+
+def check_finite_embeddings(finite_per_sound: np.ndarray, model) -> None:
+    """The output contract: finite audio (checked on the way in) gives finite embeddings. finite_per_sound as in
+    check_finite, from the embeddings; a NaN is never returned in silence."""
+    if listed := _bad_sounds(finite_per_sound):
+        source = getattr(model, "checkpoint_path", None) or "set in this process"
+        raise NonFiniteEmbeddingError(
+            f"the embeddings of sound(s) {listed} hold NaN or infinity although the audio is finite: the model's "
+            f"weights ({source}) overflow float32; expected a checkpoint whose weights are of trained sizes")
 
 
 def check_numpy_audio(audio) -> np.ndarray:

@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper
 
 from hear_dual.checkpoint import META_SPEC, META_SPEC_SHA256, CheckpointError, read_checkpoint
 from hear_dual.checkpoints import shipped_path
+from hear_dual.inputs import NonFiniteEmbeddingError
 from hear_dual.spec import spec_sha256
 
 LOADERS = ["torch", "tf", "onnx"]
@@ -226,9 +227,30 @@ def test_external_data_is_refused(tmp_path):
         read_checkpoint(path)
 
 
+@pytest.mark.parametrize("backend", LOADERS)
+def test_weights_that_overflow_raise_a_clear_error_instead_of_nan(backend, tmp_path):
+    """A damaged checkpoint can load: every value finite, one absurdly large (a flipped exponent bit makes a weight
+    1.3e38). Its embeddings overflow float32, and every backend says so, naming the checkpoint, instead of
+    returning NaN; the scene path too."""
+    def overflow(graph):
+        init = next(i for i in graph.graph.initializer if i.name == "conv4.weight")
+        array = numpy_helper.to_array(init).copy()
+        array.flat[0] = 1.3e38
+        init.CopyFrom(numpy_helper.from_array(array, init.name))
+    path = edited(tmp_path, overflow)
+    module = loader(backend)
+    model = module.load_model(str(path))
+    audio = (np.random.default_rng(0).standard_normal((2, 8000)) * 0.1).astype(np.float32)
+    with pytest.raises(NonFiniteEmbeddingError, match=r"sound\(s\) [0-9, ]+ hold NaN or infinity although") as info:
+        module.get_timestamp_embeddings(audio, model)
+    assert str(path) in str(info.value)
+    with pytest.raises(NonFiniteEmbeddingError):
+        module.get_scene_embeddings(audio, model)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_fuzzed_checkpoints_load_and_work_or_raise_checkpoint_error(data, good_bytes, tmp_path):
+def test_fuzzed_checkpoints_load_and_work_or_raise_a_clear_error(data, good_bytes, tmp_path):
     raw = bytearray(good_bytes)
     for _ in range(data.draw(st.integers(1, 8), label="mutations")):
         position = data.draw(st.integers(0, len(raw) - 1), label="position")
@@ -242,6 +264,10 @@ def test_fuzzed_checkpoints_load_and_work_or_raise_checkpoint_error(data, good_b
         model = backend.load_model(str(path))
     except CheckpointError:
         return
-    embeddings, _ = backend.get_timestamp_embeddings(np.zeros((1, 4000), np.float32), model)
+    try:
+        embeddings, _ = backend.get_timestamp_embeddings(np.zeros((1, 4000), np.float32), model)
+    except NonFiniteEmbeddingError as e:     # finite weights that overflow: said, never returned as NaN
+        assert str(path) in str(e)
+        return
     embeddings = np.asarray(embeddings)
     assert embeddings.shape == (1, 7, 512) and np.isfinite(embeddings).all()

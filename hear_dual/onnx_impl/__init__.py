@@ -17,7 +17,7 @@ import numpy as np
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
 from hear_dual.checkpoint import CheckpointError, read_checkpoint
 from hear_dual.extras import require
-from hear_dual.inputs import check_numpy_audio, check_pairwise
+from hear_dual.inputs import check_finite_embeddings, check_numpy_audio, check_pairwise
 from hear_dual.quiet import onnxruntime_log_level
 from hear_dual.spec import Spec
 from hear_dual.weights import resolve
@@ -143,6 +143,7 @@ def _embed(audio: np.ndarray, model: OnnxModel, plan: Plan) -> np.ndarray:
     """(n_sounds, plan.n_outputs, D): the plan's steps in order (hear_dual.audio.embedding_plan)."""
     embeddings = np.zeros((audio.shape[0], plan.n_outputs, model.timestamp_embedding_size), np.float32)
     model.encode_all(_pieces(audio, embeddings, plan))
+    check_finite_embeddings(np.isfinite(embeddings.sum(axis=(1, 2), dtype=np.float64)), model)
     return embeddings
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
-from hear_dual.inputs import check_audio_layout, check_finite, check_numpy_audio, check_pairwise
+from hear_dual.inputs import (
+    check_audio_layout,
+    check_finite,
+    check_finite_embeddings,
+    check_numpy_audio,
+    check_pairwise,
+)
 from hear_dual.tf_impl.model import HearDualModel, chunk_budget, load_model, tf
 
 __all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
@@ -57,6 +63,7 @@ def _embed(audio, model: HearDualModel, plan: Plan, keep: int | None = None) -> 
             n = min(piece.shape[1], keep - done)
             out[lo : lo + part.shape[0], done : done + n] = piece[:, :n].numpy()
             done += n
+    check_finite_embeddings(np.isfinite(out.sum(axis=(1, 2), dtype=np.float64)), model)
     return tf.experimental.dlpack.from_dlpack(out.__dlpack__())
 
 

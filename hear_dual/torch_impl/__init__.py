@@ -15,7 +15,7 @@ except ModuleNotFoundError as e:        # hear_dual.torch_impl without torch: on
     raise missing_extra(e, "hear_dual.torch_impl") from None
 
 from hear_dual.audio import Plan, embedding_plan, timestamps_ms
-from hear_dual.inputs import check_audio_layout, check_finite, check_pairwise
+from hear_dual.inputs import check_audio_layout, check_finite, check_finite_embeddings, check_pairwise
 from hear_dual.torch_impl.model import HearDualModel, load_model
 
 __all__ = ["HearDualModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings", "pairwise_distance"]
@@ -73,6 +73,7 @@ def _embed(audio: torch.Tensor, model: HearDualModel, plan: Plan) -> torch.Tenso
                 else:
                     x = F.pad(part[:, step.src_start : step.src_stop], (step.pad_left, step.pad_right))
                     out[:, step.out_start : step.out_stop] = model(x)
+        check_finite_embeddings(torch.isfinite(embeddings.sum(dim=(1, 2), dtype=torch.float64)).cpu().numpy(), model)
     return embeddings
 
 
