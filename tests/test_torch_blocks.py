@@ -91,9 +91,8 @@ def test_min_rows_make_blocks_of_whole_items():
 
 
 def test_kept_tap_operands_follow_the_weights():
-    """The per-tap operands kept between calls are remade when the weights change in place (an update under
-    no_grad, load_parameters) or move: the embeddings are always those of a freshly built model with the same
-    weights."""
+    """The per-tap operands kept between calls are remade when the weights change in place (load_parameters, an
+    update under no_grad): the embeddings are always those of a freshly built model with the same weights."""
     spec = Spec.builtin("hear-dual-base")
     audio = torch.from_numpy(input_batch("pink_noise", 2, padded_input_length(spec, 9), spec.sample_rate, seed=2))
     first, second = seeded_parameters(spec, 1), seeded_parameters(spec, 2)
