@@ -181,13 +181,39 @@ def conv2d(g: Graph, x: str, name: str, params: dict, stride, padding) -> str:
     out, channels, kt, kf = params[f"{name}.weight"].shape
     (t0, t1), (f0, f1) = padding
     x = g.op("Pad", x, g.const([0, t0, f0, 0, 0, t1, f1, 0]))
-    rows = g.taps(x, 1, kt, stride[0])
     if channels == 1:       # the taps gathered and contracted in one matmul (SPEC section 4)
-        stacked = g.op("Concat", *(tap for row in rows for tap in g.taps(row, 2, kf, stride[1])), axis=3)
-        return g.op("Add", g.op("MatMul", stacked, g.op("Reshape", kernel, g.const([kt * kf, out]))), bias)
+        return g.op("Add", g.op("MatMul", one_channel_taps(g, x, kt, kf, stride),
+                                g.op("Reshape", kernel, g.const([kt * kf, out]))), bias)
+    rows = g.taps(x, 1, kt, stride[0])
     taps = [g.op("MatMul", tap, g.op("Gather", g.op("Gather", kernel, g.const(p), axis=0), g.const(q), axis=0))
             for p, row in enumerate(rows) for q, tap in enumerate(g.taps(row, 2, kf, stride[1]))]
     return g.op("Add", add_in_order(g, taps), bias)
+
+
+def one_channel_taps(g: Graph, x: str, kt: int, kf: int, stride) -> str:
+    """(batch, n_t, n_f, kt * kf), tap (p, q) at p * kf + q, gathered as tf_impl gathers them. A Concat of the kt * kf
+    one-float slices copies float by float: 1.15x slower on musicnn's 7 x 38 layer, 3.4x on its 128 x 1 (12 maps)."""
+    (st, sf), batch = stride, g.op("Shape", x, start=0, end=1)
+    n_t = g.op("Add", g.op("Div", g.op("Sub", g.dim(x, 1), g.const(kt)), g.const(st)), g.const(1))
+    n_f = g.op("Add", g.op("Div", g.op("Sub", g.dim(x, 2), g.const(kf)), g.const(sf)), g.const(1))
+    starts_t = g.op("Mul", g.op("Range", g.const(0), n_t, g.const(1)), g.const(st))
+    if kf == 1:             # taps along time only: whole rows of the map gathered, the taps moved last
+        index = g.op("Add", g.op("Unsqueeze", starts_t, g.const([1])), g.const(np.arange(kt)[None, :]))
+        rows = g.op("Gather", g.slice(g.op("Squeeze", x, g.const([3])), 2, 0, INT64_MAX, sf), index, axis=1)
+        return g.op("Transpose", rows, perm=[0, 1, 3, 2])
+    # Runs of kf floats: the flattened map framed kf at a time, then whole frames gathered; tap (p, q) of output
+    # (t, f) is element q of the frame starting at (st t + p) width + sf f.
+    flat = g.op("Reshape", x, g.const([0, -1]))
+    n_frames = g.op("Sub", g.dim(flat, 1), g.const(kf - 1))
+    frames = g.op("Gather", flat, g.op("Add", g.op("Unsqueeze", g.op("Range", g.const(0), n_frames, g.const(1)),
+                                                   g.const([1])), g.const(np.arange(kf)[None, :])), axis=1)
+    rows = g.op("Mul", g.op("Add", g.op("Unsqueeze", starts_t, g.const([1, 2])), g.const(np.arange(kt)[None, None, :])),
+                g.dim(x, 2))
+    index = g.op("Add", rows, g.op("Unsqueeze", g.op("Mul", g.op("Range", g.const(0), n_f, g.const(1)), g.const(sf)),
+                                   g.const([0, 2])))                                 # (n_t, n_f, kt)
+    shape = g.op("Concat", batch, g.op("Unsqueeze", n_t, g.const([0])), g.op("Unsqueeze", n_f, g.const([0])),
+                 g.const([kt * kf]), axis=0)
+    return g.op("Reshape", g.op("Gather", frames, index, axis=1), shape)
 
 
 def dense(g: Graph, x: str, name: str, params: dict) -> str:

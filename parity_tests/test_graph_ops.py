@@ -63,14 +63,18 @@ def per_patch_spec() -> Spec:
 def per_frame_spec() -> Spec:
     encoder = [
         bn("input_bn", 1),
-        {"name": "a", "op": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": [4, 5], "stride": [1, 1],
+        {"name": "a", "op": "conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": [4, 5], "stride": [1, 2],
          "padding": [[1, 2], [0, 0]]},
         {"name": "a_relu", "op": "relu"},
         {"name": "a_max", "op": "reduce", "axis": "freq", "kind": "max"},
         {"name": "a_mean", "op": "reduce", "axis": "freq", "kind": "mean", "input": "a_relu"},
-        {"name": "cat", "op": "concat", "inputs": ["a_max", "a_mean"]},
+        # one channel, taps along time only, strided along freq (a gather of whole rows in tf_impl and the graph)
+        {"name": "t", "op": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": [3, 1], "stride": [1, 3],
+         "padding": [[1, 1], [0, 0]], "input": "input_bn"},
+        {"name": "t_max", "op": "reduce", "axis": "freq", "kind": "max"},
+        {"name": "cat", "op": "concat", "inputs": ["a_max", "a_mean", "t_max"]},
         {"name": "cat_pad", "op": "pad", "left": 2, "right": 2},
-        {"name": "c", "op": "conv1d", "in_channels": 8, "out_channels": 6, "kernel_size": 5, "stride": 1,
+        {"name": "c", "op": "conv1d", "in_channels": 11, "out_channels": 6, "kernel_size": 5, "stride": 1,
          "dilation": 1},
         bn("c_bn", 6),
     ]

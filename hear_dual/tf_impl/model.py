@@ -205,11 +205,15 @@ class Conv2d(Conv1d):
             if kf == 1:     # taps along time only: whole rows of the map, the taps moved last (index 3x faster)
                 index = st * tf.range(n_t)[:, None] + tf.range(kt)[None, :]
                 taps = tf.transpose(tf.gather(x[:, :, : sf * (n_f - 1) + 1 : sf, 0], index, axis=1), [0, 1, 3, 2])
-            else:           # one index per gathered float, from the flattened map
+            else:           # runs of kf floats: the flattened map framed kf at a time, then whole frames gathered
+                # Tap (p, q) of output (t, f) is element q of the frame starting at (st t + p) width + sf f; a gather
+                # of whole frames moves kf floats at a time, where one index per float took 2x as long (musicnn's
+                # 7 x 38 layer: 120 -> 55 ms for 12 maps).
                 width = tf.shape(x)[2]
-                start = (st * tf.range(n_t)[:, None] * width + sf * tf.range(n_f)[None, :])[:, :, None]
-                offset = tf.reshape(tf.range(kt)[:, None] * width + tf.range(kf)[None, :], [-1])
-                taps = tf.gather(tf.reshape(x, [tf.shape(x)[0], -1]), start + offset, axis=1)
+                frames = tf.signal.frame(tf.reshape(x, [tf.shape(x)[0], -1]), kf, 1, axis=1)
+                index = ((st * tf.range(n_t)[:, None, None] + tf.range(kt)[None, None, :]) * width
+                         + sf * tf.range(n_f)[None, :, None])                          # (n_t, n_f, kt)
+                taps = tf.reshape(tf.gather(frames, index, axis=1), [tf.shape(x)[0], n_t, n_f, kt * kf])
             return tf.matmul(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
         taps = [tf.matmul(x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf], self.kernel[p, q])
                 for p in range(kt) for q in range(kf)]
