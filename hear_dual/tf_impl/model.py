@@ -165,9 +165,19 @@ class Conv1d(tf.Module):
         # (time, batch, channels), as torch_impl: at stride 1 a tap's rows are one slice along the first axis, which
         # TF shares instead of copying (each of CREPE's 64 taps copied the layer input: tiny 1.2x, full 1.1x faster).
         rows = tf.transpose(x, [1, 0, 2])
-        taps = [tf.matmul(tf.reshape(rows[k * self.dilation : k * self.dilation + span : self.stride],
-                                     [-1, self.kernel.shape[1]]), self.kernel[k])
-                for k in range(kernel_size)]
+        if self.stride > 1:
+            # Rows in groups of `stride`: tap k's rows are groups k d // s, ..., each at phase k d % s, a slice of
+            # whole (batch * channels) rows, where a strided slice copied float by float (base's stride-2 layers:
+            # 2x faster; base 1.13x, compact 1.23x end to end). Zero rows complete the last group; no tap reads them.
+            need = (self.dilation * (kernel_size - 1) // self.stride + n_out) * self.stride
+            rows = tf.pad(rows, [[0, tf.maximum(need - tf.shape(rows)[0], 0)], [0, 0], [0, 0]])[:need]
+            groups = tf.reshape(rows, [-1, self.stride, tf.shape(x)[0], tf.shape(x)[2]])
+            phases = [divmod(k * self.dilation, self.stride) for k in range(kernel_size)]
+            tap_rows = [groups[g : g + n_out, p] for g, p in phases]
+        else:
+            tap_rows = [rows[k * self.dilation : k * self.dilation + span] for k in range(kernel_size)]
+        taps = [tf.matmul(tf.reshape(rows_k, [-1, self.kernel.shape[1]]), self.kernel[k])
+                for k, rows_k in enumerate(tap_rows)]
         return tf.transpose(tf.reshape(tf.add_n(taps), [n_out, tf.shape(x)[0], -1]), [1, 0, 2]) + self.bias
 
 
