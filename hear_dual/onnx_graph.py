@@ -82,7 +82,7 @@ def mel_power(g: Graph, audio: str, spec: Spec, constants: dict) -> str:
     fold = dft_fold(constants["frontend.dft"])
     half, n_bins = fold.half, spec.n_bins
     head = g.slice(frames, 2, 1, half + 1)
-    tail = g.op("Gather", frames, g.const(fold.tail_index), axis=2)
+    tail = g.slice(frames, 2, int(fold.tail_index[0]), int(fold.tail_index[-1]) - 1, -1)    # x[N-1], ..., x[N-half]
     rows = g.slice(dft, 0, 1, half + 1)
     halve = np.ones((half, 1)) if fe["win_length"] % 2 else np.append(np.ones(half - 1), 0.5)[:, None]
     even = g.op("Mul", g.slice(rows, 1, 0, n_bins), g.const(halve, constants["frontend.dft"].dtype))
