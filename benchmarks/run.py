@@ -8,9 +8,10 @@ this machine's own matrix-product limit, written as results files that the docs'
 
 speed: for each (model, case) of the plan, every backend and the model's anchors (the code we are measured
 against: the organizers' `hearbaseline.naive` and `hearbaseline.tf.naive` for base and compact, torchcrepe for
-CREPE, musicnn's own TF1 code for musicnn) are loaded at once, each in its own process, and timed one
-`get_timestamp_embeddings` call at a time in rotating order, round after round, so that a shared machine's drift
-hits all of them alike; a ratio is the median over rounds of the per-round ratio. In the same run, this machine's
+CREPE, musicnn's own TF1 code for musicnn) are loaded at once, each in its own process, and timed in turn, round
+after round in rotating order, so that a shared machine's drift hits all of them alike: a turn repeats the
+`get_timestamp_embeddings` call back to back for at least half a second and counts its median call; a ratio is the
+median over rounds of the per-round ratio. In the same run, this machine's
 float32 and float64 matrix products are timed on the model's own shapes (`Spec.matmuls`: per-tap convolutions,
 the frontend's DFT and filterbank), which gives the model's **GEMM limit**: the time its arithmetic would take
 at pure matrix-product speed. A backend's fraction of that limit is limit time / its time.
@@ -59,6 +60,8 @@ MEMORY_MODELS = ["base", "compact", "crepe-tiny", "crepe-full", "musicnn-mtt", "
 THREAD_PLAN = {"base": "4x30s", "crepe-tiny": "4x10s", "musicnn-mtt": "4x10s"}
 PAUSE_S = 2.0   # between interleaved calls: OpenMP, Eigen and ONNX Runtime workers spin-wait after a call (0.5 s
                 # left musicnn 30% slower than when measured alone; 2 s does not)
+MIN_ROUND_S = 0.5    # a module's turn repeats its call, back to back, for at least this long and reports the median
+                     # call: one 25 ms call after the pause measured 1.5-3x slower than in a steady run, run to run
 REPLY = "hear-dual-benchmark "   # prefixes --serve's replies on stdout
 
 
@@ -133,7 +136,8 @@ def load(module_name: str, weights: str, threads: int | None):
 
 
 def serve(module_name: str, weights: str, threads: int | None) -> None:
-    """--serve: load once; for each case name read from stdin, time one call and print {"seconds": s}."""
+    """--serve: load once; for each case name read from stdin, time calls back to back for at least MIN_ROUND_S and
+    print {"seconds": the median call, "calls": how many}."""
     model, as_input, run = load(module_name, weights, threads)
     inputs = {}
     for line in sys.stdin:
@@ -142,9 +146,12 @@ def serve(module_name: str, weights: str, threads: int | None) -> None:
             n_sounds, seconds = CASES[case]
             inputs[case] = as_input(pink_noise(n_sounds, int(seconds * model.sample_rate)))
             run(inputs[case])   # untimed: the first call on a shape traces (TF) and builds kernels and buffers
-        t0 = time.perf_counter()
-        run(inputs[case])
-        print(REPLY + json.dumps({"seconds": time.perf_counter() - t0}), flush=True)
+        calls, start = [], time.perf_counter()
+        while not calls or time.perf_counter() - start < MIN_ROUND_S:
+            t0 = time.perf_counter()
+            run(inputs[case])
+            calls.append(time.perf_counter() - t0)
+        print(REPLY + json.dumps({"seconds": float(np.median(calls)), "calls": len(calls)}), flush=True)
 
 
 def once(module_name: str, weights: str, case: str) -> dict:
@@ -171,8 +178,9 @@ def peak_rss_mib() -> float:
 # --- the driver -------------------------------------------------------------------------------------------------
 
 def interleaved(jobs: list[tuple[str, str, str, str, int | None]], case: str, rounds: int) -> dict[str, list[float]]:
-    """jobs: (label, module, weights, python, threads). Every job in its own long-lived process, timed one call at
-    a time in rotating order for `rounds` rounds. Returns {label: [seconds per round]}."""
+    """jobs: (label, module, weights, python, threads). Every job in its own long-lived process, timed in turn (its
+    calls back to back for MIN_ROUND_S, serve) in rotating order for `rounds` rounds. Returns {label: [seconds per
+    call, one per round]}."""
     procs = {}
     for name, module, weights, python, threads in jobs:
         cmd = [python, os.path.abspath(__file__), "--serve", module, "--weights", weights]
