@@ -30,8 +30,9 @@ def _bad_sounds(finite_per_sound) -> str:
 
 
 def check_finite(finite_per_sound: np.ndarray) -> None:
-    """finite_per_sound[i] is False when sound i holds a NaN or an infinity. Backends compute it from float64
-    row sums, one pass: NaN and inf propagate through a sum, and float32 rows cannot overflow float64."""
+    """finite_per_sound[i] is False when sound i holds a NaN or an infinity. numpy computes it from float64 row sums,
+    one buffered pass (NaN and inf propagate through a sum, and float32 rows cannot overflow float64); torch from
+    each row's max and min, where a float64 sum would copy the input; TF from a bool mask."""
     if listed := _bad_sounds(finite_per_sound):
         raise ValueError(f"audio contains NaN or infinity in sound(s) {listed}; expected finite samples")
 

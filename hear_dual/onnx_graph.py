@@ -207,10 +207,10 @@ def one_channel_taps(g: Graph, x: str, kt: int, kf: int, stride) -> str:
     n_frames = g.op("Sub", g.dim(flat, 1), g.const(kf - 1))
     frames = g.op("Gather", flat, g.op("Add", g.op("Unsqueeze", g.op("Range", g.const(0), n_frames, g.const(1)),
                                                    g.const([1])), g.const(np.arange(kf)[None, :])), axis=1)
-    rows = g.op("Mul", g.op("Add", g.op("Unsqueeze", starts_t, g.const([1, 2])), g.const(np.arange(kt)[None, None, :])),
-                g.dim(x, 2))
-    index = g.op("Add", rows, g.op("Unsqueeze", g.op("Mul", g.op("Range", g.const(0), n_f, g.const(1)), g.const(sf)),
-                                   g.const([0, 2])))                                 # (n_t, n_f, kt)
+    row_starts = g.op("Mul", g.op("Add", g.op("Unsqueeze", starts_t, g.const([1, 2])),
+                                  g.const(np.arange(kt)[None, None, :])), g.dim(x, 2))
+    starts_f = g.op("Mul", g.op("Range", g.const(0), n_f, g.const(1)), g.const(sf))
+    index = g.op("Add", row_starts, g.op("Unsqueeze", starts_f, g.const([0, 2])))      # (n_t, n_f, kt)
     shape = g.op("Concat", batch, g.op("Unsqueeze", n_t, g.const([0])), g.op("Unsqueeze", n_f, g.const([0])),
                  g.const([kt * kf]), axis=0)
     return g.op("Reshape", g.op("Gather", frames, index, axis=1), shape)

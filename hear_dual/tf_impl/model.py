@@ -161,7 +161,6 @@ class Conv1d(tf.Module):
             return tf.matmul(taps, self.kernel[:, 0]) + self.bias
         # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
         n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
-        span = (n_out - 1) * self.stride + 1
         # (time, batch, channels), as torch_impl: at stride 1 a tap's rows are one slice along the first axis, which
         # TF shares instead of copying (each of CREPE's 64 taps copied the layer input: tiny 1.2x, full 1.1x faster).
         rows = tf.transpose(x, [1, 0, 2])
@@ -175,7 +174,7 @@ class Conv1d(tf.Module):
             phases = [divmod(k * self.dilation, self.stride) for k in range(kernel_size)]
             tap_rows = [groups[g : g + n_out, p] for g, p in phases]
         else:
-            tap_rows = [rows[k * self.dilation : k * self.dilation + span] for k in range(kernel_size)]
+            tap_rows = [rows[k * self.dilation : k * self.dilation + n_out] for k in range(kernel_size)]
         taps = [tf.matmul(tf.reshape(rows_k, [-1, self.kernel.shape[1]]), self.kernel[k])
                 for k, rows_k in enumerate(tap_rows)]
         return tf.transpose(tf.reshape(tf.add_n(taps), [n_out, tf.shape(x)[0], -1]), [1, 0, 2]) + self.bias
