@@ -93,3 +93,17 @@ def test_the_main_job_prints_nothing_of_the_frameworks_own():
     assert "oneDNN" not in quiet.stdout and "absl" not in quiet.stdout
     loud = run_hidden(set(), cli("--verbose", "demo"))
     assert loud.returncode == 0 and "oneDNN custom operations are on" in loud.stderr
+
+
+def test_tensorflow_loads_without_keras_until_keras_is_used():
+    """hear_dual.tf_impl imports TensorFlow without Keras 3 (and the scikit-learn and matplotlib it pulls in);
+    tf.keras and `import keras` still work afterwards. Where TensorFlow came first, Keras loads with it as usual."""
+    deferred = run_hidden(set(), "import hear_dual.tf_impl\n"
+                                 "print('keras' in sys.modules, 'sklearn' in sys.modules)\n"
+                                 "import tensorflow as tf\n"
+                                 "print(tuple(tf.keras.layers.Dense(2)(tf.ones((1, 3))).shape))\n"
+                                 "import keras\n"
+                                 "print(keras.optimizers.SGD.__name__)\n")
+    assert deferred.stdout.split("\n")[:3] == ["False False", "(1, 2)", "SGD"], deferred.stderr[-2000:]
+    first = run_hidden(set(), "import tensorflow\nimport hear_dual.tf_impl\nprint('keras' in sys.modules)\n")
+    assert first.stdout.strip() == "True", first.stderr[-2000:]
