@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -374,6 +375,30 @@ def test_local_engine_never_imports_ray_and_the_ray_engine_says_how_to_install_i
         embed_paths([data], tmp_path / "out", engine="ray", progress=False)
     rc, _, stderr = _run_cli([str(data), "--out", str(tmp_path / "out"), "--engine", "ray"])
     assert rc == 2 and "hear-dual[ray]" in stderr
+
+
+SPY_ON_TORCH = """
+import os, sys
+class Spy:      # records OMP_WAIT_POLICY as torch (and with it GNU OpenMP, which reads it once) starts to load
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and "seen" not in globals():
+            globals()["seen"] = os.environ.get("OMP_WAIT_POLICY", "(unset)")
+sys.meta_path.insert(0, Spy())
+from hear_dual.cli import main
+rc = main(["embed", sys.argv[1], "--out", sys.argv[2], "--quiet"])
+print(rc, seen)
+"""
+
+
+@pytest.mark.parametrize("user, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_cli_lets_openmp_threads_sleep_before_torch_loads_unless_the_user_chose(tmp_path, user, expected):
+    """`hear-dual embed` (local engine: a second thread reads and writes files beside the model) sets
+    OMP_WAIT_POLICY=PASSIVE before torch loads; a user's own value stays."""
+    data = make_tree(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": user} if user else {})
+    run = subprocess.run([sys.executable, "-c", SPY_ON_TORCH, str(data / "a.wav"), str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.stdout.split()[-2:] == ["0", expected], run.stderr[-2000:]
 
 
 def test_cli_help_and_bad_arguments(capsys):
