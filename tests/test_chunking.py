@@ -47,9 +47,9 @@ def test_automatic_chunk_size_bounds_the_batch(torch_model, tf_model, onnx_model
 
 
 def test_a_backend_may_ask_for_its_own_chunk_budget():
-    """tf_impl runs a framed model's chunks at 4x the shared budget (its fixed cost per op); the plan honours it for
-    timestamps and for scene frames, and keeps the shared one for the patch models (with 4x, 20 minutes of musicnn in
-    TensorFlow would peak at 1254 MiB)."""
+    """tf_impl runs a light framed model's chunks at 4x the shared budget (its fixed cost per op); the plan honours it
+    for timestamps and for scene frames. CREPE full (2.7 GFLOP a frame: as fast at 1x, 1225 MiB on 20 minutes at 4x)
+    and the patch models keep the shared one (with 4x, 20 minutes of musicnn in TensorFlow would peak at 1254 MiB)."""
     from hear_dual.audio import CHUNK_ACTIVATION_FLOATS, embedding_plan
     from hear_dual.spec import Spec
     from hear_dual.tf_impl.model import chunk_budget
@@ -62,4 +62,5 @@ def test_a_backend_may_ask_for_its_own_chunk_budget():
         assert len(larger.steps) <= -(-len(shared.steps) // 3)
         assert larger.n_outputs == shared.n_outputs
     assert chunk_budget(crepe) == 4 * CHUNK_ACTIVATION_FLOATS
+    assert chunk_budget(Spec.builtin("hear-dual-crepe-full")) == CHUNK_ACTIVATION_FLOATS
     assert chunk_budget(Spec.builtin("hear-dual-musicnn-mtt")) == CHUNK_ACTIVATION_FLOATS

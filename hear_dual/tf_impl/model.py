@@ -390,12 +390,20 @@ def make_frontend(spec: Spec, constants: dict | None) -> tf.Module:
     return (MelPatches if spec.is_patched else LogMel)(spec, constants)
 
 
+# A framed model whose frame costs less arithmetic than this runs TF's ops too small to pay their fixed cost.
+LIGHT_FRAME_FLOPS = 1e9
+
+
 def chunk_budget(spec: Spec) -> int:
     """Floats in a layer's output per chunk (hear_dual.audio.embedding_plan). TF pays a fixed cost for every op it
-    runs, and a framed model's chunk runs hundreds of small per-tap matmuls (CREPE's five conv1d layers: 320), so its
-    chunks hold 4x the shared budget: CREPE tiny 54x -> 68x real time on 4 x 10 s (torch and ONNX Runtime gain
-    nothing). The patch models keep the shared one: with 4x, 20 minutes of musicnn would peak at 1254 MiB."""
-    return 4 * CHUNK_ACTIVATION_FLOATS if spec.is_framed else CHUNK_ACTIVATION_FLOATS
+    runs, and a framed model's chunk runs hundreds of small per-tap matmuls (CREPE's five conv1d layers: 320), so a
+    light framed model's chunks hold 4x the shared budget: CREPE tiny (0.07 GFLOP a frame) 63.8x real time on 4 x 10 s
+    at 1x, 72.5x at 2x, 80.3x at 4x. CREPE full's frames (2.7 GFLOP) make large ops at any budget: 11.28, 11.52 and
+    11.30 s a call at 1x, 2x and 4x, while 4x held 20 minutes at 1225 MiB (a minute: 986 MiB at 4x, 741 at 1x); it
+    keeps the shared budget, as the patch models do (with 4x, 20 minutes of musicnn would peak at 1254 MiB)."""
+    frame_flops = spec.flops_per_second * spec.frontend["hop_length"] / spec.sample_rate
+    light = spec.is_framed and frame_flops < LIGHT_FRAME_FLOPS
+    return 4 * CHUNK_ACTIVATION_FLOATS if light else CHUNK_ACTIVATION_FLOATS
 
 
 class HearDualModel(tf.Module):
