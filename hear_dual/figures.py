@@ -111,8 +111,9 @@ FSDD_FILES = ("fsdd-base", "fsdd-compact", "fsdd-crepe", "fsdd-musicnn")
 PARITY_TABLES = ("parity-base", "parity-compact", "parity-crepe-tiny", "parity-musicnn-mtt")
 MUSICNN_PARITY_FILES = ("parity-musicnn-mtt", "parity-musicnn-msd", "parity-vgg-mtt", "parity-vgg-msd")
 PARITY_FILES = tuple(dict.fromkeys(PARITY_TABLES + MUSICNN_PARITY_FILES))
-# Several runs of one benchmark, one table each (VGG's 20 minutes take half an hour; each agreement run ten minutes).
-MEMORY_FILES = ("memory", "memory-vgg")
+# Several runs of one benchmark, one table each (CREPE full's and VGG's 20 minutes take most of an hour; each agreement
+# run ten minutes). Memory runs, oldest first: a later one's (model, case, module) replaces an earlier one's.
+MEMORY_FILES = ("memory", "memory-long", "memory-crepe-full-tf")
 AGREEMENT_FILES = ("musicnn-vs-original", "musicnn-vs-original-msd")
 
 
@@ -327,9 +328,14 @@ figure("speed-musicnn")(lambda page: speed_table({"musicnn-mtt", "vgg-mtt"}))
 
 
 def memory_runs() -> tuple[list[dict], list[dict]]:
-    """(every run of MEMORY_FILES, the reports they came from)."""
+    """(the newest run of each (model, case, module): a later file of MEMORY_FILES supersedes an earlier one's, the
+    reports those runs came from)."""
     reports = [load(name) for name in MEMORY_FILES]
-    return [run for report in reports for run in report["runs"]], reports
+    newest = {}     # keeps each key's first position: the table's order stays that of the first run
+    for i, report in enumerate(reports):
+        for run in report["runs"]:
+            newest[(run["model"], run["case"], run["module"])] = i, run
+    return [run for _, run in newest.values()], [reports[i] for i in sorted({i for i, _ in newest.values()})]
 
 
 def memory_table(models: set | None) -> str:

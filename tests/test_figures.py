@@ -102,3 +102,21 @@ def test_a_table_measured_under_an_emulated_cpu_says_so():
     line = figures.measured({"meta": capped})
     assert "ATEN_CPU_CAPABILITY=avx2" in line and "numpy's dispatch capped" in line and "AVX512F" not in line
     assert "capped" not in figures.measured({"meta": META}) and "=" not in figures.measured({"meta": META})
+
+
+def test_a_later_memory_run_replaces_an_earlier_runs_row(results):
+    """MEMORY_FILES are runs oldest first: a later run's (model, case, module) replaces the earlier one's in place, and
+    every run that still gives a row is named under the table."""
+    def report(command: str, rows: list[tuple[str, str, float]]) -> dict:
+        return {"meta": META | {"command": command}, "runs": [
+            {"model": m, "case": "1x20min", "module": b, "peak_rss_mib": mib, "seconds": 1.0} for m, b, mib in rows]}
+    first, second, third = figures.MEMORY_FILES
+    for name, data in [(first, report("first", [("base", "torch", 400.0), ("base", "tf", 700.0)])),
+                       (second, report("second", [("vgg", "torch", 410.0), ("vgg", "tf", 1225.0)])),
+                       (third, report("third", [("vgg", "tf", 940.0)]))]:
+        (results / f"{name}.json").write_text(json.dumps(data))
+    body = figures.RENDERERS["memory"]("docs/speed.md")
+    rows = [line for line in body.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[3].strip() + r.split("|")[4].strip() for r in rows] == \
+        ["`torch`400 MiB", "`tf`700 MiB", "`torch`410 MiB", "`tf`940 MiB"]
+    assert "1225" not in body and all(f"`{c}`" in body for c in ("first", "second", "third"))
