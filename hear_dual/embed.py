@@ -496,7 +496,7 @@ def sleeping_waits() -> None:
     """Before torch is imported: its OpenMP threads (GNU OpenMP, read once as it loads) go to sleep when an op ends
     instead of spinning for their next one, unless the user set OMP_WAIT_POLICY. The local engine's second thread
     reads and writes files while the model runs on every core, and spinning threads kept it off them: FSDD's 3,000
-    files 9.2-10.7 s -> 7.5-8.4 s end to end (alternating runs, 2 cores). Not for the model alone, which waits for
+    files 9.2-10.7 s -> 7.5-8.6 s end to end (alternating runs, 2 cores). Not for the model alone, which waits for
     nothing else: base 16 x 1 s 25 -> 34 ms a call."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
