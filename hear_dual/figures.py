@@ -340,9 +340,11 @@ def memory_runs() -> tuple[list[dict], list[dict]]:
 
 def memory_table(models: set | None) -> str:
     runs, reports = memory_runs()
-    used = [r for r in reports if any(models is None or run["model"] in models for run in r["runs"])]
+    shown = [r for r in runs if models is None or r["model"] in models]
+    # The runs named under the table: those with a row in it (a run whose rows a later one replaced is not named).
+    used = [report for report in reports if any(run is r for run in report["runs"] for r in shown)]
     rows = [[f"`{r['model']}`", r["case"], f"`{r['module']}`", f"{r['peak_rss_mib']:.0f} MiB",
-             f"{r['seconds']:.0f} s"] for r in runs if models is None or r["model"] in models]
+             f"{r['seconds']:.0f} s"] for r in shown]
     return table(["model", "case", "module", "peak resident memory", "one call"], rows) + "\n\n" + measured(*used)
 
 

@@ -120,3 +120,9 @@ def test_a_later_memory_run_replaces_an_earlier_runs_row(results):
     assert [r.split("|")[3].strip() + r.split("|")[4].strip() for r in rows] == \
         ["`torch`400 MiB", "`tf`700 MiB", "`torch`410 MiB", "`tf`940 MiB"]
     assert "1225" not in body and all(f"`{c}`" in body for c in ("first", "second", "third"))
+    vgg = figures.memory_table({"vgg"})
+    assert "`first`" not in vgg and "`second`" in vgg and "`third`" in vgg
+    # A run whose only VGG row was replaced, with a row of another model that stays: not named under VGG's table.
+    replaced = report("second", [("vgg", "tf", 1225.0), ("base", "onnx", 300.0)])
+    (results / f"{second}.json").write_text(json.dumps(replaced))
+    assert "`second`" not in figures.memory_table({"vgg"}) and "`second`" in figures.memory_table({"base"})
