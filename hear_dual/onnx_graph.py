@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from hear_dual.audio import dft_fold
+from hear_dual.audio import SILENT_SCAN_BLOCKS, dft_fold
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.layout import TF_AXES
 from hear_dual.spec import Spec
@@ -54,6 +54,11 @@ class Graph:
     def slice(self, x: str, axis: int, start: int, stop: int = INT64_MAX, step: int = 1) -> str:
         return self.op("Slice", x, self.const([start]), self.const([stop]), self.const([axis]), self.const([step]))
 
+    def slice_between(self, x: str, axis: int, start: str, stop: str) -> str:
+        """x[start:stop] along axis, for int64 scalars start and stop computed in the graph."""
+        return self.op("Slice", x, self.op("Unsqueeze", start, self.const([0])),
+                       self.op("Unsqueeze", stop, self.const([0])), self.const([axis]))
+
     def dim(self, x: str, axis: int) -> str:
         """The size of x along axis, an int64 scalar."""
         return self.op("Squeeze", self.op("Shape", x, start=axis, end=axis + 1), self.const([0]))
@@ -75,8 +80,10 @@ def mel_power(g: Graph, audio: str, spec: Spec, constants: dict) -> str:
     hop, blocks_per_frame = fe["hop_length"], fe["win_length"] // fe["hop_length"]
     dft = g.initializer("frontend.dft", constants["frontend.dft"])
     mel = g.initializer("frontend.mel", constants["frontend.mel"])
-    x = g.cast(audio, constants["frontend.dft"].dtype)
-    blocks = g.op("Reshape", x, g.const([0, -1, hop]))
+    blocks = g.op("Reshape", audio, g.const([0, -1, hop]))
+    left, right = silent_frames(g, blocks, blocks_per_frame)
+    live = g.slice_between(blocks, 1, left, g.op("Sub", g.dim(blocks, 1), right))     # the live frames' blocks
+    blocks = g.cast(live, constants["frontend.dft"].dtype)
     frames = g.op("Concat", *(g.slice(blocks, 1, i, -(blocks_per_frame - 1 - i) if i < blocks_per_frame - 1
                                       else INT64_MAX) for i in range(blocks_per_frame)), axis=2)
     fold = dft_fold(constants["frontend.dft"])
@@ -90,7 +97,30 @@ def mel_power(g: Graph, audio: str, spec: Spec, constants: dict) -> str:
     real = g.op("MatMul", g.op("Add", head, tail), even)
     imag = g.op("MatMul", g.op("Sub", head, tail), odd)
     power = g.op("Add", g.op("Mul", real, real), g.op("Mul", imag, imag))
-    return g.op("MatMul", power, mel)
+    zero, pads = g.const([0]), [g.op("Unsqueeze", n, g.const([0])) for n in (left, right)]
+    return g.op("Pad", g.op("MatMul", power, mel), g.op("Concat", zero, pads[0], zero, zero, pads[1], zero, axis=0))
+
+
+def silent_frames(g: Graph, blocks: str, blocks_per_frame: int) -> tuple[str, str]:
+    """How many frames at the start and at the end of the chunk read only zeros, in every sound (int64 scalars):
+    their power is exactly 0, so mel_power pads the live frames' power with 0 there (SPEC section 3). blocks:
+    (batch, n, hop) float32."""
+    n = g.dim(blocks, 1)
+    edge = g.op("Min", n, g.const(SILENT_SCAN_BLOCKS))
+    parts = g.slice_between(blocks, 1, g.const(0), edge), g.slice_between(blocks, 1, g.op("Sub", n, edge), n)
+    # A block is live if a sound has a nonzero sample there (a NaN is live too).
+    head, tail = (g.op("ReduceMax", g.cast(g.op("Not", g.op("Equal", part, g.const(0.0, np.float32))), np.int64),
+                       g.const([0, 2]), keepdims=0) for part in parts)
+
+    def silent(live: str, reverse: int) -> str:
+        return g.op("ReduceSum", g.cast(g.op("Equal", g.op("CumSum", live, g.const(0), reverse=reverse), g.const(0)),
+                                        np.int64), keepdims=0)
+
+    lead, trail = silent(head, 0), silent(tail, 1)         # silent blocks before the first live one, after the last
+    zero, minus = g.const(0), g.const(blocks_per_frame - 1)
+    n_frames = g.op("Max", g.op("Sub", n, minus), zero)
+    left = g.op("Max", g.op("Sub", lead, minus), zero)     # frame j reads blocks j .. j + blocks_per_frame - 1
+    return left, g.op("Min", g.op("Max", g.op("Sub", trail, minus), zero), g.op("Sub", n_frames, left))
 
 
 def log_mel(g: Graph, audio: str, spec: Spec, constants: dict) -> str:

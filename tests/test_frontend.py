@@ -100,3 +100,108 @@ def test_folded_frontend_matches_the_specs_single_matmul(kind, spec, torch_model
     single = reference.log_mel(padded.astype(np.float64), spec, reference.load_model().constants).astype(np.float32)
     assert np.abs(folded - single).max() <= np.spacing(np.abs(single).max())
     assert (folded == single).mean() >= 0.999
+
+
+# --- silent frames (SPEC section 3): frames that read only zeros are left out of the DFT ---------------------------
+
+def expected_silent(audio: np.ndarray, spec) -> tuple[int, int]:
+    """Brute force: the frames at each end whose samples are zero in every sound (a NaN is not zero)."""
+    fe = spec.frontend
+    frames = np.lib.stride_tricks.sliding_window_view(audio, fe["win_length"], axis=1)[:, :: fe["hop_length"]]
+    live = (frames != 0).any(axis=(0, 2))
+    if not live.any():
+        return len(live), 0
+    return int(np.argmax(live)), int(np.argmax(live[::-1]))
+
+
+def frontend_graph_session(spec, outputs: str):
+    """ONNX Runtime on the graph's frontend alone: the log-mel, or silent_frames' two counts."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    import hear_dual.onnx_graph as og
+
+    g, kind = og.Graph(), TensorProto.FLOAT if outputs == "log_mel" else TensorProto.INT64
+    if outputs == "log_mel":
+        names = [og.log_mel(g, "audio", spec, frontend_constants(spec))]
+    else:
+        blocks = g.op("Reshape", "audio", g.const([0, -1, spec.frontend["hop_length"]]))
+        names = list(og.silent_frames(g, blocks, spec.frontend["win_length"] // spec.frontend["hop_length"]))
+    g.nodes += [helper.make_node("Identity", [n], [f"out{i}"]) for i, n in enumerate(names)]
+    graph = helper.make_graph(g.nodes, "frontend", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info(f"out{i}", kind, None) for i in range(len(names))],
+                              g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", og.OPSET)], ir_version=og.IR_VERSION)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def silent_counts(backend: str, audio: np.ndarray, spec) -> tuple[int, int]:
+    fe = spec.frontend
+    hop, per_frame = fe["hop_length"], fe["win_length"] // fe["hop_length"]
+    blocks = audio.reshape(audio.shape[0], -1, hop)
+    if backend == "torch":
+        import torch
+
+        from hear_dual.torch_impl.model import silent_frames
+
+        return silent_frames(torch.from_numpy(blocks), per_frame)
+    if backend == "tf":
+        from hear_dual.tf_impl.model import silent_frames
+
+        return tuple(int(n) for n in silent_frames(blocks, per_frame))
+    return tuple(int(n) for n in frontend_graph_session(spec, "counts").run(None, {"audio": audio}))
+
+
+def silent_cases(spec):
+    """(name, audio): impulses on either side of every block and frame boundary near the edges, one sound live
+    where the other is silent, all zero, a NaN at the edge, silence longer than the scan reaches."""
+    hop, n = spec.frontend["hop_length"], 40 * spec.frontend["hop_length"]
+    cases = []
+    for position in [0, 1, hop - 1, hop, 2 * hop - 1, 3 * hop, 7 * hop + 5, n - 3 * hop - 1, n - 3 * hop, n - 1]:
+        audio = np.zeros((2, n), np.float32)
+        audio[1, position] = -0.25
+        cases.append((f"impulse-at-{position}", audio))
+    middle = np.zeros((3, n), np.float32)
+    middle[0, 12 * hop : 20 * hop] = signal_batch("pink_noise", 1, 8 * hop, spec.sample_rate, seed=3)
+    cases += [("one-sound-live", middle), ("all-zero", np.zeros((2, n), np.float32))]
+    nan = np.zeros((1, n), np.float32)
+    nan[0, 2] = np.nan
+    cases.append(("nan-at-the-start", nan))
+    long = np.zeros((1, 600 * hop), np.float32)
+    long[0, 300 * hop : 301 * hop] = 0.5
+    cases.append(("silence-past-the-scan", long))
+    return cases
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf", "onnx"])
+def test_silent_frames_are_the_frames_of_zeros_at_the_edges(backend, spec):
+    """Each backend's count of silent frames at each end is the brute-force one wherever the silence lies within
+    SILENT_SCAN_BLOCKS blocks of the edge; past it, the count stops there (fewer frames skipped, never more)."""
+    from hear_dual.audio import SILENT_SCAN_BLOCKS
+
+    per_frame = spec.frontend["win_length"] // spec.frontend["hop_length"]
+    for name, audio in silent_cases(spec):
+        want = expected_silent(audio, spec)
+        if name == "silence-past-the-scan":
+            want = (SILENT_SCAN_BLOCKS - per_frame + 1,) * 2
+        assert silent_counts(backend, audio, spec) == want, (backend, name)
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf", "onnx"])
+def test_skipping_silent_frames_keeps_every_live_frame(backend, spec, torch_model, tf_model):
+    """The log-mel of each case against the independent float64 reference: a live frame wrongly skipped would read
+    log(log_offset) where the reference has its impulse's spectrum; a NaN stays NaN."""
+    for name, audio in silent_cases(spec):
+        want = reference_log_mel(audio, spec)
+        if backend == "torch":
+            import torch
+
+            got = torch_model.frontend(torch.from_numpy(audio)).transpose(1, 2).numpy()
+        elif backend == "tf":
+            got = tf_model.frontend(audio).numpy()
+        else:
+            got, = frontend_graph_session(spec, "log_mel").run(None, {"audio": audio})
+        assert got.shape == want.shape, (backend, name)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{backend} {name}")
+        finite = ~np.isnan(want)
+        assert np.abs(got[finite] - want[finite]).max() <= 5e-6, (backend, name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from hear_dual.audio import CHUNK_ACTIVATION_FLOATS, dft_fold, frontend_constants, frontend_window
+from hear_dual.audio import CHUNK_ACTIVATION_FLOATS, SILENT_SCAN_BLOCKS, dft_fold, frontend_constants, frontend_window
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.layout import to_tf_layout
@@ -47,10 +47,11 @@ class LogMel(tf.Module):
 
     def mel_power(self, audio: tf.Tensor) -> tf.Tensor:
         """(batch, samples) -> (batch, frames, n_mels), in the frontend's precision."""
-        # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
-        # amplify float32 rounding there into cross-framework drift.
-        audio = tf.cast(audio, self.dft_even.dtype)
         blocks = tf.reshape(audio, [tf.shape(audio)[0], -1, self.hop])
+        left, right = silent_frames(blocks, self.blocks_per_frame)
+        # The live frames' blocks, in float64 when the spec says so: a tone's leakage bins cancel large terms, and
+        # log() would amplify float32 rounding there into cross-framework drift.
+        blocks = tf.cast(blocks[:, left : tf.shape(blocks)[1] - right], self.dft_even.dtype)
         n_frames = tf.shape(blocks)[1] - self.blocks_per_frame + 1
         # TF has no strided views (torch frames with unfold): a concat of hop-sized blocks is the cheapest copy.
         frames = tf.concat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], axis=2)
@@ -63,10 +64,26 @@ class LogMel(tf.Module):
             head, tail = frames[..., 1 : self.fold_half + 1], tf.gather(frames, self.fold_tail, axis=2)
             real = tf.matmul(head + tail, self.dft_even)
             imag = tf.matmul(head - tail, self.dft_odd)
-        return tf.matmul(real * real + imag * imag, self.mel)
+        return tf.pad(tf.matmul(real * real + imag * imag, self.mel), [[0, 0], [left, right], [0, 0]])
 
     def to_embeddings(self, x: tf.Tensor, batch) -> tf.Tensor:
         return x                       # already (batch, T, D)
+
+
+def silent_frames(blocks: tf.Tensor, blocks_per_frame: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """How many frames at the start and at the end of the chunk read only zeros, in every sound: the plan's padding,
+    a short sound's receptive field of zeros (40% of a 1 s sound's frames), a batch's shorter clips' tails. Their
+    power is exactly 0 however it is computed (0 times the window, an FFT of zeros, 0 @ mel), so mel_power pads
+    the live frames' power with 0 there and leaves them out of the DFT (SPEC section 3). blocks: (batch, n, hop)."""
+    edge = tf.minimum(SILENT_SCAN_BLOCKS, tf.shape(blocks)[1])
+    # A block is live if a sound has a nonzero sample there (a NaN is live too).
+    head, tail = (tf.cast(tf.reduce_any(tf.not_equal(part, 0), axis=[0, 2]), tf.int32)
+                  for part in (blocks[:, :edge], blocks[:, tf.shape(blocks)[1] - edge :]))
+    lead = tf.reduce_sum(tf.cast(tf.equal(tf.cumsum(head), 0), tf.int32))    # silent blocks before the first live one
+    trail = tf.reduce_sum(tf.cast(tf.equal(tf.cumsum(tail, reverse=True), 0), tf.int32))           # and after the last
+    n_frames = tf.maximum(tf.shape(blocks)[1] - blocks_per_frame + 1, 0)
+    left = tf.maximum(lead - blocks_per_frame + 1, 0)      # frame j reads blocks j .. j + blocks_per_frame - 1
+    return left, tf.minimum(tf.maximum(trail - blocks_per_frame + 1, 0), n_frames - left)
 
 
 class MelPatches(LogMel):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_dual.audio import frontend_constants, frontend_window
+from hear_dual.audio import SILENT_SCAN_BLOCKS, frontend_constants, frontend_window
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.spec import Spec
@@ -40,11 +40,16 @@ class LogMel(nn.Module):
 
     def mel_power(self, audio: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> (batch, frames, n_mels), in the frontend's precision."""
+        n_blocks = max(0, (audio.shape[1] - self.win_length) // self.hop + self.win_length // self.hop)  # frames read
+        blocks = audio[:, : n_blocks * self.hop].reshape(audio.shape[0], n_blocks, self.hop)
+        left, right = silent_frames(blocks, self.win_length // self.hop)
         # In float64 when the spec says so: a tone's leakage bins cancel large terms, and log() would
         # amplify float32 rounding there into cross-framework drift.
         audio = audio.to(self.dft.dtype)
         frames = audio.unfold(1, self.win_length, self.hop)    # (batch, F, N), a strided view
         power = frames.new_empty(frames.shape[0], frames.shape[1], self.mel.shape[1])
+        power[:, :left], power[:, frames.shape[1] - right :] = 0, 0
+        frames = frames[:, left : frames.shape[1] - right]
         # The spec's frames @ D, as an FFT of the windowed frames: the same sums in float64 to ~1e-16, and the same
         # float32 log-mel (SPEC section 3), in half the time of the folded matmul and a third of the plain one. On
         # a CPU in blocks of about FRONTEND_FRAMES frames, so the float64 temporaries stay in cache (2.7 to 4x
@@ -56,12 +61,32 @@ class LogMel(nn.Module):
         for i in range(0, n, sounds):
             for r in range(0, frames.shape[1], step):
                 spectrum = torch.fft.rfft(frames[i : i + sounds, r : r + step] * self.window, n=self.win_length)
-                power[i : i + sounds, r : r + step] = (spectrum.real * spectrum.real +
-                                                       spectrum.imag * spectrum.imag) @ self.mel
+                # re^2 + im^2 as TF computes it, squared on the interleaved (re, im) pairs: .real and .imag are
+                # stride-2 views, and their products ran 3.5x slower (frontend 1.1-1.15x faster, the same bits).
+                squares = torch.view_as_real(spectrum).square()
+                rows = slice(left + r, left + min(r + step, frames.shape[1]))
+                power[i : i + sounds, rows] = (squares[..., 0] + squares[..., 1]) @ self.mel
         return power
 
     def to_embeddings(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         return x.transpose(1, 2)       # (batch, D, T) -> (batch, T, D)
+
+
+def silent_frames(blocks: torch.Tensor, blocks_per_frame: int) -> tuple[int, int]:
+    """How many frames at the start and at the end of the chunk read only zeros, in every sound: the plan's padding,
+    a short sound's receptive field of zeros (40% of a 1 s sound's frames), a batch's shorter clips' tails. Their
+    power is exactly 0 however it is computed (0 times the window, an FFT of zeros, 0 @ mel), so mel_power writes
+    0 there and leaves them out of the DFT (SPEC section 3). blocks: (batch, n, hop)."""
+    edge = min(SILENT_SCAN_BLOCKS, blocks.shape[1])
+    # A block is live if a sound has a nonzero sample there (the largest |x| is 8x faster to find than any(x != 0);
+    # a NaN is live too).
+    head, tail = (part.abs().amax(dim=2).amax(dim=0).ne(0).to(torch.int32)
+                  for part in (blocks[:, :edge], blocks[:, blocks.shape[1] - edge :]))
+    lead = int(head.cumsum(0).eq(0).sum())                     # silent blocks before the first live one
+    trail = int(tail.flip(0).cumsum(0).eq(0).sum())            # and after the last
+    n_frames = max(blocks.shape[1] - blocks_per_frame + 1, 0)
+    left = max(lead - blocks_per_frame + 1, 0)         # frame j reads blocks j .. j + blocks_per_frame - 1
+    return left, min(max(trail - blocks_per_frame + 1, 0), n_frames - left)
 
 
 class MelPatches(LogMel):
