@@ -72,7 +72,7 @@ class LogMel(tf.Module):
 
 def silent_frames(blocks: tf.Tensor, blocks_per_frame: int) -> tuple[tf.Tensor, tf.Tensor]:
     """How many frames at the start and at the end of the chunk read only zeros, in every sound: the plan's padding,
-    a short sound's receptive field of zeros (40% of a 1 s sound's frames), a batch's shorter clips' tails. Their
+    a short sound's receptive field of zeros (38% of a 1 s sound's frames), a batch's shorter clips' tails. Their
     power is exactly 0 however it is computed (0 times the window, an FFT of zeros, 0 @ mel), so mel_power pads
     the live frames' power with 0 there and leaves them out of the DFT (SPEC section 3). blocks: (batch, n, hop)."""
     edge = tf.minimum(SILENT_SCAN_BLOCKS, tf.shape(blocks)[1])

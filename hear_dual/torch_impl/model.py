@@ -74,7 +74,7 @@ class LogMel(nn.Module):
 
 def silent_frames(blocks: torch.Tensor, blocks_per_frame: int) -> tuple[int, int]:
     """How many frames at the start and at the end of the chunk read only zeros, in every sound: the plan's padding,
-    a short sound's receptive field of zeros (40% of a 1 s sound's frames), a batch's shorter clips' tails. Their
+    a short sound's receptive field of zeros (38% of a 1 s sound's frames), a batch's shorter clips' tails. Their
     power is exactly 0 however it is computed (0 times the window, an FFT of zeros, 0 @ mel), so mel_power writes
     0 there and leaves them out of the DFT (SPEC section 3). blocks: (batch, n, hop)."""
     edge = min(SILENT_SCAN_BLOCKS, blocks.shape[1])
