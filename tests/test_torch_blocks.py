@@ -161,3 +161,15 @@ def test_max_pooling_is_the_max_over_each_window(kernel, stride):
         y.sum().backward()
     np.testing.assert_array_equal(y.detach().numpy(), expected)
     assert leaf.grad.sum() == expected.size       # each window's maximum gets the gradient once
+
+
+def test_a_traced_frontend_computes_every_frame():
+    """The silent-frame counts are data: a graph traced on a padded clip (torch.jit.trace, or torch.onnx's exporter
+    that uses it) must not keep them as constants, or another clip's live frames there would read log(log_offset)."""
+    frontend = load_model("base").frontend
+    padded = torch.from_numpy(np.pad(input_batch("pink_noise", 2, 8000, 16000, seed=4), ((0, 0), (6400, 6400))))
+    live = torch.from_numpy(input_batch("pink_noise", 2, 8000 + 12800, 16000, seed=5))
+    with torch.no_grad():
+        traced = torch.jit.trace(frontend, padded, check_trace=False)
+        assert torch.equal(traced(padded), frontend(padded))
+        np.testing.assert_allclose(traced(live).numpy(), frontend(live).numpy(), rtol=0, atol=1e-6)

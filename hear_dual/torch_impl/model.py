@@ -77,6 +77,8 @@ def silent_frames(blocks: torch.Tensor, blocks_per_frame: int) -> tuple[int, int
     a short sound's receptive field of zeros (38% of a 1 s sound's frames), a batch's shorter clips' tails. Their
     power is exactly 0 however it is computed (0 times the window, an FFT of zeros, 0 @ mel), so mel_power writes
     0 there and leaves them out of the DFT (SPEC section 3). blocks: (batch, n, hop)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return 0, 0         # a traced graph would keep the example's counts as constants: it computes every frame
     edge = min(SILENT_SCAN_BLOCKS, blocks.shape[1])
     # A block is live if a sound has a nonzero sample there (the largest |x| is 8x faster to find than any(x != 0);
     # a NaN is live too).
