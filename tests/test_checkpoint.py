@@ -66,7 +66,8 @@ def test_seeded_weights_are_realistic(spec):
 
 
 def test_export_round_trip_preserves_given_weights(tmp_path, spec):
-    """write_checkpoint (a torch.onnx export in a subprocess) stores exactly the weights it was given."""
+    """write_checkpoint (the graph hear_dual.onnx_graph builds, verified in ONNX Runtime) stores exactly the weights it
+    was given."""
     from hear_dual.export import seeded_parameters, write_checkpoint
 
     params = seeded_parameters(spec, seed=123)
