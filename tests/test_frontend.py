@@ -45,7 +45,7 @@ def test_constants_match_independent_definitions(spec):
 
 
 @pytest.mark.parametrize("kind", SIGNAL_KINDS)
-@pytest.mark.parametrize("backend", ["torch", "tf"])
+@pytest.mark.parametrize("backend", ["torch", "tf", "onnx"])
 def test_backend_frontend_matches_reference(backend, kind, spec, torch_model, tf_model):
     padded = padded_clip(spec, kind, 16000 + 123)
     want = reference_log_mel(padded, spec)
@@ -53,8 +53,10 @@ def test_backend_frontend_matches_reference(backend, kind, spec, torch_model, tf
         import torch
 
         got = torch_model.frontend(torch.from_numpy(padded)).transpose(1, 2).numpy()
-    else:
+    elif backend == "tf":
         got = tf_model.frontend(padded).numpy()
+    else:
+        got, = frontend_graph_session(spec, "log_mel").run(None, {"audio": padded})
     assert got.dtype == np.float32 and got.shape == want.shape
     # float64 compute, one float32 rounding at the end: a few ulp of values up to |10|.
     assert np.abs(got - want).max() <= 5e-6
@@ -83,6 +85,51 @@ def test_folded_dft_equals_the_spec_matmul(spec, win_length, hop_length):
     scale = np.abs(want).max()
     assert np.abs((head + tail) @ fold.even - want[:, :n_bins]).max() <= 1e-13 * scale
     assert np.abs((head - tail) @ fold.odd - want[:, n_bins:]).max() <= 1e-13 * scale
+
+
+@pytest.mark.parametrize("win_length, hop_length, n1", [(480, 160, 16), (512, 256, 16), (1024, 256, 32), (480, 120, 8),
+                                                        (96, 32, 8), (405, 135, None), (400, 100, None),
+                                                        (48, 16, None)])
+def test_two_stage_dft_is_the_rfft(win_length, hop_length, n1):
+    """SPEC section 3, the two-stage DFT: its tables, applied as the ONNX graph applies them, give numpy's rfft of
+    the windowed frame for every bin once, to float64 rounding; shapes with no power of two >= 8 dividing both the
+    frame and the hop (or none up to sqrt(N)) have no stages and keep the folded product."""
+    from hear_dual.audio import dft_stages
+
+    stages = dft_stages(win_length, hop_length, win_length // 2 + 1)
+    assert (stages and stages.n1) == n1
+    if n1 is None:
+        return
+    n2 = win_length // n1
+    frames = np.random.default_rng(2).uniform(-1, 1, (16, win_length)) * hann_periodic(win_length)
+    rows = frames.reshape(-1, n2, n1)[:, stages.order]                 # sample n1 * j + r at [frame, j, r]
+    re1, im1 = np.einsum("gj,fjr->fgr", stages.cos, rows), np.einsum("gj,fjr->fgr", stages.sin, rows)
+    re = np.einsum("fgr,grs->fgs", re1, stages.stage2[0]) + np.einsum("fgr,grs->fgs", im1, stages.stage2[1])
+    im = np.einsum("fgr,grs->fgs", re1, stages.stage2[2]) + np.einsum("fgr,grs->fgs", im1, stages.stage2[3])
+    held = stages.bins >= 0
+    assert sorted(stages.bins[held]) == list(range(win_length // 2 + 1))
+    got = np.zeros((len(frames), win_length // 2 + 1), complex)
+    got[:, stages.bins[held]] = (re + 1j * im).reshape(len(frames), -1)[:, held]
+    want = np.fft.rfft(frames, axis=1)
+    assert np.abs(got - want).max() <= 1e-14 * np.abs(want).max()
+
+
+def test_graph_without_stages_keeps_the_folded_product(spec):
+    """A frame shape the two-stage DFT does not fit (odd N) runs the folded product in the ONNX graph, against the
+    independent reference."""
+    import copy
+
+    from hear_dual.spec import Spec
+
+    raw = copy.deepcopy(spec.raw)
+    raw["frontend"].update(win_length=405, n_fft=405, hop_length=135)
+    raw["encoder"] = [{"name": "proj", "op": "conv1d", "in_channels": 64, "out_channels": 8, "kernel_size": 2,
+                       "stride": 1, "dilation": 1}]
+    raw["embedding"].update(timestamp_embedding_size=8, scene_embedding_size=16)
+    variant = Spec(raw)
+    audio = signal_batch("pink_noise", 2, 135 * 60, variant.sample_rate, seed=4)
+    got, = frontend_graph_session(variant, "log_mel").run(None, {"audio": audio})
+    assert np.abs(got - reference_log_mel(audio, variant)).max() <= 5e-6
 
 
 @pytest.mark.parametrize("kind", SIGNAL_KINDS)
