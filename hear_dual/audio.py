@@ -78,7 +78,6 @@ def dft_fold(dft: np.ndarray) -> DftFold:
     return fold
 
 
-
 @dataclass(frozen=True)
 class DftStages:
     """The DFT of a frame of N = n1 * n2 samples in two stages of small products (SPEC section 3, "The two-stage
@@ -95,10 +94,11 @@ class DftStages:
     bins: np.ndarray           # int64 (groups * slots,): the bin k each output slot holds, -1 for none
 
 
+@lru_cache(maxsize=8)
 def dft_stages(n: int, hop: int, n_bins: int) -> DftStages | None:
     """The two stages for frames of n samples at this hop, or None where no n1 fits: n1 is the largest power of two
     dividing both n and hop with n1 * n1 <= n, and at least 8 (base and musicnn: 16, with 3.6 and 3.8 times fewer
-    multiply-adds than the folded product)."""
+    multiply-adds than the folded product). Computed once per shape; the arrays are read-only."""
     n1 = 1
     while n % hop == 0 and n % (2 * n1) == 0 and hop % (2 * n1) == 0 and (2 * n1) ** 2 <= n:
         n1 *= 2
@@ -107,7 +107,7 @@ def dft_stages(n: int, hop: int, n_bins: int) -> DftStages | None:
     n2, blocks_per_frame = n // n1, n // hop
     groups = n2 // 2 + 1
     order = (np.arange(blocks_per_frame)[None, :] * (hop // n1) + np.arange(hop // n1)[:, None]).reshape(-1)
-    angle = 2.0 * np.pi * ((order[None, :] * np.arange(groups)[:, None]) % n2) / n2     # integer angle, exact
+    angle = 2.0 * np.pi * ((order[None, :] * np.arange(groups)[:, None]) % n2) / n2     # reduced in integers
     members = [[k for k in range(n_bins) if k % n2 in (g, (n2 - g) % n2)] for g in range(groups)]
     slots = max(len(m) for m in members)
     stage2 = np.zeros((4, groups, n1, slots))
@@ -115,10 +115,10 @@ def dft_stages(n: int, hop: int, n_bins: int) -> DftStages | None:
     r = np.arange(n1)
     for g, ks in enumerate(members):
         for s, k in enumerate(ks):
-            theta = 2.0 * np.pi * ((r * k) % n) / n       # X[k] = sum_r e^{-i theta} V_r[k mod n2]
+            theta = 2.0 * np.pi * ((r * k) % n) / n       # X[k] = sum_r e^{-i theta} V_r[k mod n2], V_r = a + ib
             sign = 1.0 if k % n2 == g else -1.0            # V_r[n2 - g] = conj(V_r[g])
-            c, s_ = np.cos(theta), np.sin(theta)
-            stage2[:, g, :, s] = c, sign * s_, -s_, sign * c
+            cos, sin = np.cos(theta), np.sin(theta)
+            stage2[:, g, :, s] = cos, sign * sin, -sin, sign * cos
             bins[g, s] = k
     tables = DftStages(n1, order, np.cos(angle), -np.sin(angle), stage2, bins.reshape(-1))
     for array in (tables.order, tables.cos, tables.sin, tables.stage2, tables.bins):

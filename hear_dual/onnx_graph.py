@@ -115,8 +115,8 @@ def folded_power(g: Graph, blocks: str, dft: str, mel: str, fold: DftFold, spec:
 
 def two_stage_power(g: Graph, blocks: str, dft: str, mel: str, stages: DftStages, spec: Spec) -> tuple[str, str]:
     """|S|^2 (batch, frames, groups * slots) by the two-stage DFT (hear_dual.audio.dft_stages), and the mel
-    matrix's rows in the same slots (0 where a slot holds no bin). Every product is a large matmul: ONNX Runtime
-    has no fast FFT, and the folded product did 3.6 to 3.8 times the multiply-adds."""
+    matrix's rows in the same slots (0 where a slot holds no bin). Each product runs over all the frames at once:
+    ONNX Runtime has no fast FFT, and the folded product did 3.6 to 3.8 times the multiply-adds."""
     fe, dtype = spec.frontend, np.dtype(spec.frontend["precision"])
     n, hop, n1 = fe["win_length"], fe["hop_length"], stages.n1
     blocks_per_frame, q, groups = n // hop, hop // n1, stages.cos.shape[0]
