@@ -62,21 +62,28 @@ def test_backend_frontend_matches_reference(backend, kind, spec, torch_model, tf
     assert np.abs(got - want).max() <= 5e-6
 
 
-@pytest.mark.parametrize("win_length, hop_length", [(480, 160), (405, 135)], ids=["even-N", "odd-N"])
-def test_folded_dft_equals_the_spec_matmul(spec, win_length, hop_length):
-    """SPEC section 3: (head + tail) @ D_even and (head - tail) @ D_odd are frames @ D, to float64 rounding."""
+def frame_variant(spec, win_length: int, hop_length: int):
+    """The spec with other frame and hop lengths (an odd N gets one kernel-2 layer, which keeps the receptive field,
+    hop + N samples, even)."""
     import copy
 
-    from hear_dual.audio import dft_fold
     from hear_dual.spec import Spec
 
     raw = copy.deepcopy(spec.raw)
     raw["frontend"].update(win_length=win_length, n_fft=win_length, hop_length=hop_length)
-    if win_length % 2:  # one kernel-2 layer keeps the receptive field (hop + N samples) even
+    if win_length % 2:
         raw["encoder"] = [{"name": "proj", "op": "conv1d", "in_channels": 64, "out_channels": 8, "kernel_size": 2,
                            "stride": 1, "dilation": 1}]
         raw["embedding"].update(timestamp_embedding_size=8, scene_embedding_size=16)
-    variant = Spec(raw)
+    return Spec(raw)
+
+
+@pytest.mark.parametrize("win_length, hop_length", [(480, 160), (405, 135)], ids=["even-N", "odd-N"])
+def test_folded_dft_equals_the_spec_matmul(spec, win_length, hop_length):
+    """SPEC section 3: (head + tail) @ D_even and (head - tail) @ D_odd are frames @ D, to float64 rounding."""
+    from hear_dual.audio import dft_fold
+
+    variant = frame_variant(spec, win_length, hop_length)
     dft, n_bins = frontend_constants(variant)["frontend.dft"], variant.n_bins
     fold = dft_fold(dft)
     frames = np.random.default_rng(1).uniform(-1, 1, (64, win_length)).astype(np.float32).astype(np.float64)
@@ -117,16 +124,7 @@ def test_two_stage_dft_is_the_rfft(win_length, hop_length, n1):
 def test_graph_without_stages_keeps_the_folded_product(spec):
     """A frame shape the two-stage DFT does not fit (odd N) runs the folded product in the ONNX graph, against the
     independent reference."""
-    import copy
-
-    from hear_dual.spec import Spec
-
-    raw = copy.deepcopy(spec.raw)
-    raw["frontend"].update(win_length=405, n_fft=405, hop_length=135)
-    raw["encoder"] = [{"name": "proj", "op": "conv1d", "in_channels": 64, "out_channels": 8, "kernel_size": 2,
-                       "stride": 1, "dilation": 1}]
-    raw["embedding"].update(timestamp_embedding_size=8, scene_embedding_size=16)
-    variant = Spec(raw)
+    variant = frame_variant(spec, 405, 135)
     audio = signal_batch("pink_noise", 2, 135 * 60, variant.sample_rate, seed=4)
     got, = frontend_graph_session(variant, "log_mel").run(None, {"audio": audio})
     assert np.abs(got - reference_log_mel(audio, variant)).max() <= 5e-6
