@@ -131,6 +131,11 @@ def dft_stages(n: int, hop: int, n_bins: int) -> DftStages | None:
 # a whole 30 s chunk cost 2-5% of the frontend for frames it never finds.
 SILENT_SCAN_BLOCKS = 256
 
+# A CPU backend takes the frontend's frames through the FFT, the power and the mel matrix FRONTEND_FRAMES at a time, so
+# the float64 temporaries (256 frames of 480 samples: 1 MiB) stay in cache; each frame's power is computed as it would
+# be alone, so the block size never changes a bit (torch_impl: 2.7 to 4x faster frontend, tf_impl 2 to 2.7x).
+FRONTEND_FRAMES = 256
+
 # --- framing, padding, chunking, timestamps -------------------------------------------------------
 
 def num_timestamps(spec: Spec, n_samples: int, hop: int | None = None) -> int:

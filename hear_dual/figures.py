@@ -82,7 +82,8 @@ def measured(*results: dict) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if k in ("torch", "tensorflow-cpu",
                                                                                        "onnxruntime"))
         commit = f", commit {meta['commit']}" if meta.get("commit") else ""
-        where = f"{meta['date']}, {meta['cpu']} ({meta['cores']} cores; {versions}{commit}{capped(meta)})"
+        isa = f" with {meta['isa']}" if meta.get("isa") else ""
+        where = f"{meta['date']}, {meta['cpu']}{isa} ({meta['cores']} cores; {versions}{commit}{capped(meta)})"
         groups.setdefault(where, []).append(f"`{meta['command']}`")
     return "*Measured " + "; ".join(f"{where}: {', '.join(dict.fromkeys(commands))}"
                                     for where, commands in groups.items()) + ".*"

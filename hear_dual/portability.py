@@ -167,7 +167,8 @@ def conv_case(batch: int, frames: int, in_channels: int, out_channels: int, kern
 
 
 def backend_conv1d(backend: str, x, w, b, stride: int, dilation: int) -> np.ndarray:
-    """One native backend's conv1d layer on canonical (batch, channels, time) float32 arrays."""
+    """One native backend's conv1d layer on canonical (batch, channels, time) float32 arrays; TF's inside a
+    tf.function, as the model runs it (Grappler rewrites a traced graph, never an eager call)."""
     if backend == "torch":
         import torch
 
@@ -179,12 +180,15 @@ def backend_conv1d(backend: str, x, w, b, stride: int, dilation: int) -> np.ndar
     import tensorflow as tf
 
     from hear_dual.tf_impl.model import Conv1d
-    layer = Conv1d("conv", {"conv.weight": w, "conv.bias": b}, stride, dilation)
-    return np.transpose(layer(tf.constant(np.transpose(x, (0, 2, 1)))).numpy(), (0, 2, 1))
+    layer = tf.function(Conv1d("conv", {"conv.weight": w, "conv.bias": b}, stride, dilation))
+    if w.shape[1] == 1:        # on the waveform: (batch, samples, 1)
+        return np.transpose(layer(tf.constant(np.transpose(x, (0, 2, 1)))).numpy(), (0, 2, 1))
+    return np.transpose(layer(tf.constant(np.transpose(x, (2, 0, 1)))).numpy(), (1, 2, 0))     # time major
 
 
 def backend_conv2d(backend: str, x, w, b, stride, padding) -> np.ndarray:
-    """One native backend's conv2d layer on canonical (batch, channels, time, freq) float32 arrays."""
+    """One native backend's conv2d layer on canonical (batch, channels, time, freq) float32 arrays (TF's traced, as
+    conv1d's)."""
     if backend == "torch":
         import torch
 
@@ -196,7 +200,7 @@ def backend_conv2d(backend: str, x, w, b, stride, padding) -> np.ndarray:
     import tensorflow as tf
 
     from hear_dual.tf_impl.model import Conv2d
-    layer = Conv2d("conv", {"conv.weight": w, "conv.bias": b}, stride, padding)
+    layer = tf.function(Conv2d("conv", {"conv.weight": w, "conv.bias": b}, stride, padding))
     return np.moveaxis(layer(tf.constant(np.moveaxis(x, 1, -1))).numpy(), -1, 1)
 
 

@@ -35,6 +35,18 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
+def cpu_isa() -> str | None:
+    """The widest vector instructions the CPU offers (AMX, AVX-512, AVX2, or None where /proc/cpuinfo does not say):
+    machines of one kind, one CPU name ("AMD EPYC"), differ in them, and kernels, speed and rounding with them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return None
+    return next((isa for isa, flag in (("AMX", "amx_tile"), ("AVX-512", "avx512f"), ("AVX2", "avx2")) if flag in flags),
+                "SSE")
+
+
 # What changes a framework's arithmetic or threads: oneDNN in TensorFlow, thread caps, and an emulated CPU's caps
 # (../shared/tools/emulate-cpu.sh).
 SETTINGS = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES", "ATEN_CPU_CAPABILITY",
@@ -56,8 +68,9 @@ def environment(command: str | None = None) -> dict:
             sys.argv[1:] if program == "hear-dual" else sys.argv)
     settings = {key: os.environ[key] for key in SETTINGS if key in os.environ}
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
-            "cores": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine(),
-            "versions": versions, "settings": settings, "command": command, "commit": source_commit()}
+            "isa": cpu_isa(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "machine": platform.machine(), "versions": versions, "settings": settings, "command": command,
+            "commit": source_commit()}
 
 
 def source_commit() -> str | None:

@@ -32,6 +32,26 @@ def test_conv2d_rounds_like_a_float64_reference(backend, batch, time, freq, cin,
     assert relative_error(got, reference_conv2d(x.astype(np.float64), w, b, stride, padding)) <= MAX_CONV_ROUNDING
 
 
+@pytest.mark.parametrize("backend", ["torch", "tf"])
+@pytest.mark.parametrize("kernel", [(5,), (11,), (64,), (3, 4)])
+def test_taps_are_added_in_tap_order(backend, kernel):
+    """Taps whose products are 2^24, then ones, then -2^24: added in tap order in float32, as the spec says (SPEC
+    section 4), every 1 is lost next to 2^24 and the sum is exactly 0; an order that adds -2^24 sooner, or some ones
+    among themselves first, keeps some ones. TF's AddN adds inputs past the ninth in eights, and Grappler sorts its
+    inputs by name (tf_impl's sum_of_taps): with one AddN and TF's own names, 11 taps summed to 7 (64 as CREPE's)."""
+    values = np.ones(int(np.prod(kernel)), np.float32)
+    values[0], values[-1] = 2.0**24, -(2.0**24)
+    assert np.cumsum(values, dtype=np.float32)[-1] == 0 and values.sum(dtype=np.float64) == len(values) - 2
+    w = np.zeros((1, 2, *kernel), np.float32)          # two input channels: the per-tap path, not the gathered one
+    w[0, 0] = values.reshape(kernel)
+    x, b = np.ones((1, 2, *kernel), np.float32), np.zeros(1, np.float32)
+    if len(kernel) == 1:
+        got = backend_conv1d(backend, x, w, b, 1, 1)
+    else:
+        got = backend_conv2d(backend, x, w, b, [1, 1], [[0, 0], [0, 0]])
+    assert got.shape == (1, 1) + (1,) * len(kernel) and got.item() == 0.0
+
+
 def test_conv2d_cases_are_musicnn_and_vgg_layers():
     layers = {(layer.in_channels, layer.out_channels, tuple(layer.kernel_size), tuple(map(tuple, layer.padding)))
               for name in ("hear-dual-musicnn-mtt", "hear-dual-vgg-mtt") for layer in Spec.builtin(name).layers

@@ -87,12 +87,14 @@ def test_a_torch_only_install_loads_a_model_converted_on_first_use(tmp_path):
 
 def test_the_main_job_prints_nothing_of_the_frameworks_own():
     """`hear-dual demo` as a fresh install runs it (no logging variables set): no TensorFlow banner or advice, no
-    ONNX Runtime warning; with --verbose they are back."""
+    ONNX Runtime warning; with --verbose they are back (which ones depends on the CPU: TensorFlow turns its oneDNN
+    operations on, and says so, only where the CPU has AVX-512 or newer)."""
     quiet = run_hidden(set(), cli("demo"))
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr[-2000:]
     assert "oneDNN" not in quiet.stdout and "absl" not in quiet.stdout
     loud = run_hidden(set(), cli("--verbose", "demo"))
-    assert loud.returncode == 0 and "oneDNN custom operations are on" in loud.stderr
+    banners = ("oneDNN custom operations are on", "This TensorFlow binary is optimized to use available CPU")
+    assert loud.returncode == 0 and any(banner in loud.stderr for banner in banners), loud.stderr[-2000:]
 
 
 def test_tensorflow_loads_without_keras_until_keras_is_used():

@@ -104,6 +104,28 @@ def test_a_table_measured_under_an_emulated_cpu_says_so():
     assert "capped" not in figures.measured({"meta": META}) and "=" not in figures.measured({"meta": META})
 
 
+def test_a_table_names_the_cpus_vector_instructions(monkeypatch):
+    """One CPU name covers machines with and without AVX-512: a results file records the widest vector instructions
+    from /proc/cpuinfo's flags, and the line under a table names them; a file from before it has none to name."""
+    import builtins
+    import io
+
+    from hear_dual import results as results_module
+
+    def cpuinfo(flags):
+        real_open = builtins.open
+        return lambda path, *a, **k: io.StringIO(f"flags\t\t: {flags}\n") if path == "/proc/cpuinfo" else real_open(
+            path, *a, **k)
+
+    for flags, isa in [("fpu sse4_2 avx avx2 fma", "AVX2"), ("avx2 avx512f avx512bw", "AVX-512"),
+                       ("avx2 avx512f amx_tile amx_bf16", "AMX"), ("fpu sse4_2", "SSE")]:
+        monkeypatch.setattr(builtins, "open", cpuinfo(flags))
+        assert results_module.cpu_isa() == isa, flags
+    monkeypatch.undo()
+    assert "Test CPU 9000 with AVX2 (2 cores" in figures.measured({"meta": META | {"isa": "AVX2"}})
+    assert "Test CPU 9000 (2 cores" in figures.measured({"meta": META})
+
+
 def test_a_later_memory_run_replaces_an_earlier_runs_row(results):
     """MEMORY_FILES are runs oldest first: a later run's (model, case, module) replaces the earlier one's in place, and
     every run that still gives a row is named under the table."""

@@ -250,3 +250,25 @@ def test_skipping_silent_frames_keeps_every_live_frame(backend, spec, torch_mode
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{backend} {name}")
         finite = ~np.isnan(want)
         assert np.abs(got[finite] - want[finite]).max() <= 5e-6, (backend, name)
+
+
+def test_tf_frontend_steps_of_any_size_give_the_same_power(spec, monkeypatch):
+    """tf_impl takes every sound's frames through the FFT FRONTEND_FRAMES at a time (fft_power): steps of 7 frames
+    (steps that straddle two sounds, an uneven last one that repeats the last frame) give each sound's power as
+    steps of 256 and as the sound alone do; and the same live frames as the independent float64 reference."""
+    import tensorflow as tf
+
+    import hear_dual.tf_impl.model as tfm
+    from hear_dual.parity import input_batch
+
+    audio = input_batch("pink_noise", 9, 4000, spec.sample_rate, seed=2)        # 23 frames a sound: 207 in all
+    whole = tfm.LogMel(spec).mel_power(tf.constant(audio)).numpy()
+    monkeypatch.setattr(tfm, "FRONTEND_FRAMES", 7)
+    frontend = tfm.LogMel(spec)
+    small = frontend.mel_power(tf.constant(audio)).numpy()
+    alone = np.concatenate([frontend.mel_power(tf.constant(audio[i : i + 1])).numpy() for i in range(9)])
+    assert whole.shape == small.shape == alone.shape == (9, 23, spec.frontend["n_mels"])
+    np.testing.assert_allclose(small, whole, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(alone, whole, rtol=1e-12, atol=0)
+    want = np.exp(reference_log_mel(audio, spec)) - spec.frontend["log_offset"]
+    np.testing.assert_allclose(small, want, rtol=1e-9, atol=1e-12 * want.max())

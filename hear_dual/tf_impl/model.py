@@ -1,14 +1,22 @@
 """hear-dual in TensorFlow 2. Mirrors hear_dual/torch_impl/model.py op for op.
 
 Layout here is channels last, as TF's CPU kernels want it: (batch, time, channels) for a time series,
-(batch, time, freq, channels) for a map, (batch, features) for a vector.
+(batch, time, freq, channels) for a map, (batch, features) for a vector; a conv1d's series are time major,
+(time, batch, channels), as torch_impl's lie in memory (HearDualModel.run_encoder transposes where needed).
 """
 
 from __future__ import annotations
 
 import math
 
-from hear_dual.audio import CHUNK_ACTIVATION_FLOATS, SILENT_SCAN_BLOCKS, dft_fold, frontend_constants, frontend_window
+from hear_dual.audio import (
+    CHUNK_ACTIVATION_FLOATS,
+    FRONTEND_FRAMES,
+    SILENT_SCAN_BLOCKS,
+    dft_fold,
+    frontend_constants,
+    frontend_window,
+)
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.layout import to_tf_layout
@@ -52,19 +60,41 @@ class LogMel(tf.Module):
         # The live frames' blocks, in float64 when the spec says so: a tone's leakage bins cancel large terms, and
         # log() would amplify float32 rounding there into cross-framework drift.
         blocks = tf.cast(blocks[:, left : tf.shape(blocks)[1] - right], self.dft_even.dtype)
-        n_frames = tf.shape(blocks)[1] - self.blocks_per_frame + 1
-        # TF has no strided views (torch frames with unfold): a concat of hop-sized blocks is the cheapest copy.
-        frames = tf.concat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], axis=2)
+        batch, n_blocks = tf.shape(blocks)[0], tf.shape(blocks)[1]
+        n_frames = n_blocks - self.blocks_per_frame + 1
         if self.fft:
-            # The spec's frames @ D, as an FFT of the windowed frames: the same sums in float64 to ~1e-16, and the
-            # same float32 log-mel (SPEC section 3), in a fraction of the matmul's time.
-            spectrum = tf.signal.rfft(frames * self.window, fft_length=[self.window.shape[0]])
-            real, imag = tf.math.real(spectrum), tf.math.imag(spectrum)
+            power = tf.reshape(self.fft_power(blocks, n_frames), [batch, n_frames, self.mel.shape[1]])
         else:
+            # TF has no strided views (torch frames with unfold): a concat of hop-sized blocks is the cheapest copy.
+            frames = tf.concat([blocks[:, i : i + n_frames] for i in range(self.blocks_per_frame)], axis=2)
             head, tail = frames[..., 1 : self.fold_half + 1], tf.gather(frames, self.fold_tail, axis=2)
             real = tf.matmul(head + tail, self.dft_even)
             imag = tf.matmul(head - tail, self.dft_odd)
-        return tf.pad(tf.matmul(real * real + imag * imag, self.mel), [[0, 0], [left, right], [0, 0]])
+            power = tf.matmul(real * real + imag * imag, self.mel)
+        return tf.pad(power, [[0, 0], [left, right], [0, 0]])
+
+    def fft_power(self, blocks: tf.Tensor, n_frames) -> tf.Tensor:
+        """The spec's frames @ D, as an FFT of the windowed frames (the same sums in float64 to ~1e-16, and the same
+        float32 log-mel, SPEC section 3), its power and the mel matrix: every sound's frames in turn, FRONTEND_FRAMES
+        at a time, each step's frames gathered from the hop-sized blocks (batch, n_blocks, hop), so that its float64
+        temporaries stay in cache, as torch_impl's blocks do. (batch * n_frames, n_mels)."""
+        n_blocks, rows = tf.shape(blocks)[1], tf.shape(blocks)[0] * n_frames
+        blocks = tf.reshape(blocks, [-1, self.hop])
+
+        def step(i):
+            # Frame j of sound b starts at block b n_blocks + j; the last step repeats the last frame to fill up.
+            row = tf.minimum(i * FRONTEND_FRAMES + tf.range(FRONTEND_FRAMES), rows - 1)
+            first = row // n_frames * n_blocks + row % n_frames
+            frames = tf.gather(blocks, first[:, None] + tf.range(self.blocks_per_frame)[None, :])
+            spectrum = tf.signal.rfft(tf.reshape(frames, [FRONTEND_FRAMES, -1]) * self.window,
+                                      fft_length=[self.window.shape[0]])
+            real, imag = tf.math.real(spectrum), tf.math.imag(spectrum)
+            return tf.matmul(real * real + imag * imag, self.mel)
+
+        # Two steps at a time, one per core's worth of TF threads (one at a time: base 4 x 30 s's frontend 1.3x slower).
+        steps = tf.map_fn(step, tf.range((rows + FRONTEND_FRAMES - 1) // FRONTEND_FRAMES), parallel_iterations=2,
+                          fn_output_signature=tf.TensorSpec([FRONTEND_FRAMES, self.mel.shape[1]], self.mel.dtype))
+        return tf.reshape(steps, [-1, self.mel.shape[1]])[:rows]
 
     def to_embeddings(self, x: tf.Tensor, batch) -> tf.Tensor:
         return x                       # already (batch, T, D)
@@ -143,6 +173,24 @@ class WaveformFrames(tf.Module):
         return tf.reshape(x, [batch, -1, self.embedding_size])     # (batch * F, D) -> (batch, F, D)
 
 
+def sum_of_taps(taps, kernels) -> tf.Tensor:
+    """sum_k taps[k] @ kernels[k], added in tap order, as torch_impl's sum_of_taps adds them (SPEC section 4). TF's
+    AddN adds up to 9 inputs left to right in one pass but each further 8 among themselves before they join the sum,
+    so the products go in AddNs of 9: the first 9, then the running sum and 8 more (the same passes over the output
+    as one AddN). Grappler's arithmetic optimizer sorts an AddN's inputs by name (TF's own put MatMul_10 before
+    MatMul_9, in an order that moved whenever the graph gained a matmul elsewhere), so every operand is named for
+    its tap, tap0000, tap0001, ..., and the running sum for its last tap: sorted, whatever suffix TF adds to keep
+    names unique, they are in tap order."""
+    products = [tf.matmul(rows, kernel, name=f"tap{k:04d}") for k, (rows, kernel) in enumerate(zip(taps, kernels))]
+    y = tf.add_n(products[:9], name="tap0008_sum")
+    for start in range(9, len(products), 8):
+        # On (1, rows, out) views: Grappler would merge an AddN into the AddN that reads it, if their shapes matched.
+        views = [tf.expand_dims(y, 0, name=f"tap{start - 1:04d}_sum")]
+        views += [tf.expand_dims(p, 0, name=f"tap{k:04d}") for k, p in enumerate(products[start : start + 8], start)]
+        y = tf.add_n(views, name=f"tap{start + len(views) - 2:04d}_sum")[0]
+    return y
+
+
 class Conv1d(tf.Module):
     """Always VALID: the only padding in the model is explicit (hear_dual.audio.chunk_plan, or a pad layer).
 
@@ -150,6 +198,10 @@ class Conv1d(tf.Module):
     kernel_size * in_channels contraction as one float32 running sum, with 4-5x the rounding of torch's
     oneDNN convolution. Trained weights turned that into twice the parity tolerance; per-tap sums match
     torch's rounding at TF's speed (measurements in spec/SPEC.md section 4).
+
+    Its series are time major, (time, batch, channels), in and out (`layout`), as torch_impl's are in memory: a tap's
+    rows are then one slice of the input, and the output needs no transpose (HearDualModel.run_encoder). A conv on
+    the waveform (one input channel) reads (batch, samples, 1).
     """
 
     def __init__(self, name, params, stride, dilation):
@@ -158,6 +210,7 @@ class Conv1d(tf.Module):
         self.kernel = tf.Variable(kernel, trainable=False, name=f"{name}.weight")
         self.bias = tf.Variable(params[f"{name}.bias"], trainable=False, name=f"{name}.bias")
         self.stride, self.dilation = stride, dilation
+        self.layout = "batch" if kernel.shape[1] == 1 else "time"
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         kernel_size = self.kernel.shape[0]
@@ -177,24 +230,24 @@ class Conv1d(tf.Module):
                 taps = tf.gather(x[..., 0], index, axis=1)
             return tf.matmul(taps, self.kernel[:, 0]) + self.bias
         # n_out >= 1 always: chunk_plan sizes every input to at least the receptive field.
-        n_out = (tf.shape(x)[1] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
-        # (time, batch, channels), as torch_impl: at stride 1 a tap's rows are one slice along the first axis, which
-        # TF shares instead of copying (each of CREPE's 64 taps copied the layer input: tiny 1.2x, full 1.1x faster).
-        rows = tf.transpose(x, [1, 0, 2])
+        n_out = (tf.shape(x)[0] - self.dilation * (kernel_size - 1) - 1) // self.stride + 1
+        # x is (time, batch, channels): at stride 1 a tap's rows are one slice along the first axis, which TF shares
+        # instead of copying (each of CREPE's 64 taps copied the layer input: tiny 1.2x, full 1.1x faster).
+        rows, batch = x, tf.shape(x)[1]
         if self.stride > 1:
             # Rows in groups of `stride`: tap k's rows are groups k d // s, ..., each at phase k d % s, a slice of
             # whole (batch * channels) rows; TF's strided slice along the first axis took twice as long (base's
             # stride-2 layers; base 1.13x, compact 1.23x end to end). Zero rows complete the last group, never read.
             need = (self.dilation * (kernel_size - 1) // self.stride + n_out) * self.stride
             rows = tf.pad(rows, [[0, tf.maximum(need - tf.shape(rows)[0], 0)], [0, 0], [0, 0]])[:need]
-            groups = tf.reshape(rows, [-1, self.stride, tf.shape(x)[0], tf.shape(x)[2]])
+            groups = tf.reshape(rows, [-1, self.stride, batch, tf.shape(x)[2]])
             phases = [divmod(k * self.dilation, self.stride) for k in range(kernel_size)]
             tap_rows = [groups[g : g + n_out, p] for g, p in phases]
         else:
             tap_rows = [rows[k * self.dilation : k * self.dilation + n_out] for k in range(kernel_size)]
-        taps = [tf.matmul(tf.reshape(rows_k, [-1, self.kernel.shape[1]]), self.kernel[k])
-                for k, rows_k in enumerate(tap_rows)]
-        return tf.transpose(tf.reshape(tf.add_n(taps), [n_out, tf.shape(x)[0], -1]), [1, 0, 2]) + self.bias
+        y = sum_of_taps([tf.reshape(rows_k, [-1, self.kernel.shape[1]]) for rows_k in tap_rows],
+                        [self.kernel[k] for k in range(kernel_size)])
+        return tf.reshape(y, [n_out, batch, -1]) + self.bias
 
 
 class SkipConv1d(Conv1d):
@@ -207,7 +260,7 @@ class SkipConv1d(Conv1d):
 
     def __call__(self, x: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         kernel_size = self.kernel.shape[0]
-        window = source[:, self.crop : self.crop + self.stride * (tf.shape(x)[1] - 1) + kernel_size]
+        window = source[self.crop : self.crop + self.stride * (tf.shape(x)[0] - 1) + kernel_size]     # time major
         return tf.concat([x, super().__call__(window)], axis=2)
 
 
@@ -219,6 +272,7 @@ class Conv2d(Conv1d):
     def __init__(self, name, params, stride, padding):
         super().__init__(name, params, 1, 1)
         self.strides, self.padding = tuple(stride), [[0, 0], *padding, [0, 0]]
+        self.layout = "batch"
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         x = tf.pad(x, self.padding)
@@ -241,9 +295,9 @@ class Conv2d(Conv1d):
                          + sf * tf.range(n_f)[None, :, None])                          # (n_t, n_f, kt)
                 taps = tf.reshape(tf.gather(frames, index, axis=1), [tf.shape(x)[0], n_t, n_f, kt * kf])
             return tf.matmul(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
-        taps = [tf.matmul(x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf], self.kernel[p, q])
+        taps = [x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf]
                 for p in range(kt) for q in range(kf)]
-        return tf.add_n(taps) + self.bias
+        return sum_of_taps(taps, [self.kernel[p, q] for p in range(kt) for q in range(kf)]) + self.bias
 
 
 class Dense(tf.Module):
@@ -261,6 +315,8 @@ class Dense(tf.Module):
 
 class BatchNorm(tf.Module):
     """Inference batch norm written out with the spec's eps (Keras' default eps differs)."""
+
+    layout = "any"      # per channel, the last axis in either layout
 
     def __init__(self, name, params, eps):
         super().__init__(name=name)
@@ -280,6 +336,8 @@ class GELU(tf.Module):
     """The spec's formulas written out: tf.nn.gelu's exact variant uses erfc, which differs from torch's erf
     form in rounding and which tf2onnx cannot export."""
 
+    layout = "any"
+
     def __init__(self, name, approximate: str):
         super().__init__(name=name)
         self.approximate = approximate
@@ -291,6 +349,8 @@ class GELU(tf.Module):
 
 
 class ReLU(tf.Module):
+    layout = "any"
+
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         return tf.nn.relu(x)
 
@@ -355,12 +415,16 @@ class Flatten(tf.Module):
 class Concat(tf.Module):
     """Along channels, in the listed order."""
 
+    layout = "any"
+
     def __call__(self, *xs: tf.Tensor) -> tf.Tensor:
         return tf.concat(xs, axis=-1)
 
 
 class Add(tf.Module):
     """Element-wise, in the listed order."""
+
+    layout = "any"
 
     def __call__(self, *xs: tf.Tensor) -> tf.Tensor:
         y = xs[0]
@@ -423,6 +487,11 @@ def chunk_budget(spec: Spec) -> int:
     return 4 * CHUNK_ACTIVATION_FLOATS if light else CHUNK_ACTIVATION_FLOATS
 
 
+def to_layout(x: tf.Tensor, layout: str, want: str) -> tf.Tensor:
+    """A series (batch, time, channels) as (time, batch, channels), or back."""
+    return x if layout == want else tf.transpose(x, [1, 0, 2])
+
+
 class HearDualModel(tf.Module):
     """Maps a padded audio chunk (batch, samples) to timestamp embeddings (batch, n_outputs, D)."""
 
@@ -443,17 +512,25 @@ class HearDualModel(tf.Module):
         return self.frontend.to_embeddings(self.run_encoder(self.frontend(audio)), tf.shape(audio)[0])
 
     def run_encoder(self, x: tf.Tensor) -> tf.Tensor:
-        """The encoder on the frontend's output, each layer on the points it reads (SPEC section 2, rule 7b)."""
+        """The encoder on the frontend's output, each layer on the points it reads (SPEC section 2, rule 7b).
+
+        Each point is kept with its layout: a conv1d reads and writes time major series, element-wise layers keep
+        the layout they are given, and a series is transposed only where a layer needs the other one (and at the
+        end). Base's conv1d layers, transposing in and out, spent a tenth of a call on the copies."""
         kept, previous = self.spec.kept_points, "frontend"
-        points = {"frontend": x} if "frontend" in kept else {}     # only what a later layer reads, while it does
+        here = (x, "batch")
+        points = {"frontend": here} if "frontend" in kept else {}     # only what a later layer reads, while it does
         for layer in self.layers:
-            inputs = [x if point == previous else points[point] for point in self.spec.layer_inputs[layer.name]]
-            x = layer(*inputs)
-            points |= {layer.name: x} if layer.name in kept else {}
+            inputs = [here if point == previous else points[point] for point in self.spec.layer_inputs[layer.name]]
+            layout = getattr(layer, "layout", "batch")
+            if layout == "any":
+                layout = "time" if all(major == "time" for _, major in inputs) else "batch"
+            here = (layer(*[to_layout(t, major, layout) for t, major in inputs]), layout)
+            points |= {layer.name: here} if layer.name in kept else {}
             for point in [p for p, last in kept.items() if last == layer.name]:
                 del points[point]
             previous = layer.name
-        return x
+        return to_layout(*here, "batch")
 
 
 def load_model(model_file_path: str = "") -> HearDualModel:

@@ -10,13 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_dual.audio import SILENT_SCAN_BLOCKS, frontend_constants, frontend_window
+from hear_dual.audio import FRONTEND_FRAMES, SILENT_SCAN_BLOCKS, frontend_constants, frontend_window
 from hear_dual.checkpoint import read_checkpoint
 from hear_dual.dsp import FLOAT16_MAX
 from hear_dual.spec import Spec
 from hear_dual.weights import resolve
-
-FRONTEND_FRAMES = 256
 
 
 class LogMel(nn.Module):
