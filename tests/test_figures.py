@@ -126,6 +126,27 @@ def test_a_table_names_the_cpus_vector_instructions(monkeypatch):
     assert "Test CPU 9000 (2 cores" in figures.measured({"meta": META})
 
 
+def test_the_goals_take_the_worst_of_both_speed_files(results):
+    """A target is met only where it is met on the AVX-512 run and on the AVX2 one: the worse of the two is shown,
+    named by its file."""
+    def speed(vs_fastest: float) -> dict:
+        run = {"model": "base", "case": "16x1s", "module": "tf", "fraction": 0.9, "vs_fastest": vs_fastest,
+               "ratios": {"hearbaseline.naive": 1.1}}
+        return {"meta": META, "runs": [run | {"module": "torch", "vs_fastest": 1.0}, run]}
+
+    (results / "speed.json").write_text(json.dumps(speed(0.9)))
+    (results / "speed-avx2.json").write_text(json.dumps(speed(0.7)))
+    memory = {"meta": META, "runs": [{"model": "base", "case": "1x20min", "module": "tf", "peak_rss_mib": 900.0}]}
+    for name in figures.MEMORY_FILES:
+        (results / f"{name}.json").write_text(json.dumps(memory))
+    body = figures.RENDERERS["speed-goals"]("docs/speed.md")
+    row = next(line for line in body.splitlines() if "below 0.8x the fastest" in line)
+    assert "0.70x (`base` 16x1s, tf, speed-avx2.json)" in row and row.endswith("| **no** |")
+    (results / "speed-avx2.json").write_text(json.dumps(speed(0.85)))
+    row = next(line for line in figures.RENDERERS["speed-goals"]("docs/speed.md").splitlines() if "0.8x" in line)
+    assert "0.85x (`base` 16x1s, tf, speed-avx2.json)" in row and row.endswith("| yes |")
+
+
 def test_a_later_memory_run_replaces_an_earlier_runs_row(results):
     """MEMORY_FILES are runs oldest first: a later run's (model, case, module) replaces the earlier one's in place, and
     every run that still gives a row is named under the table."""
