@@ -180,10 +180,11 @@ def backend_conv1d(backend: str, x, w, b, stride: int, dilation: int) -> np.ndar
     import tensorflow as tf
 
     from hear_dual.tf_impl.model import Conv1d
-    layer = tf.function(Conv1d("conv", {"conv.weight": w, "conv.bias": b}, stride, dilation))
-    if w.shape[1] == 1:        # on the waveform: (batch, samples, 1)
+    conv = Conv1d("conv", {"conv.weight": w, "conv.bias": b}, stride, dilation)
+    layer = tf.function(conv)
+    if conv.layout == "batch":          # on the waveform: (batch, samples, 1)
         return np.transpose(layer(tf.constant(np.transpose(x, (0, 2, 1)))).numpy(), (0, 2, 1))
-    return np.transpose(layer(tf.constant(np.transpose(x, (2, 0, 1)))).numpy(), (1, 2, 0))     # time major
+    return np.transpose(layer(tf.constant(np.transpose(x, (2, 0, 1)))).numpy(), (1, 2, 0))     # (time, batch, ch)
 
 
 def backend_conv2d(backend: str, x, w, b, stride, padding) -> np.ndarray:
