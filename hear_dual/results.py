@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import importlib.metadata
+import io
 import json
 import math
 import os
@@ -143,6 +144,9 @@ def write_json_atomic(path, report) -> None:
         f.write("\n")
 
 
+SMALL_ARCHIVE_BYTES = 1 << 22       # write_npz_atomic builds archives up to this size in memory
+
+
 def _savez(file, **arrays) -> None:
     np.savez(file, **arrays)
 
@@ -150,6 +154,16 @@ def _savez(file, **arrays) -> None:
 def write_npz_atomic(path, arrays: dict, sync: bool = True) -> None:
     """np.savez to a hidden temporary file beside path, fsync (unless sync=False), then os.replace: path is whole or
     absent, whenever the process is interrupted; with sync, also after a crash of the machine."""
+    size = sum(np.asarray(a).nbytes for a in arrays.values())
+    if size <= SMALL_ARCHIVE_BYTES:
+        # Built in memory, written in one call: zipfile seeks back to each member's header, and every seek of a
+        # file flushes its buffer first (a short clip's archive: 1.1 ms a file, 0.6 ms so; hear-dual embed writes
+        # thousands).
+        archive = io.BytesIO()
+        _savez(archive, **arrays)
+        with atomic_file(path, "wb", sync=sync) as f:
+            f.write(archive.getbuffer())
+        return
     # A large buffer: the archive's many small writes and seeks become few system calls, without a second copy of
     # the archive in memory.
     with atomic_file(path, "wb", buffering=1 << 22, sync=sync) as f:

@@ -25,6 +25,7 @@ from hear_dual.embed import (
     main,
     plan_batches,
     read_audio,
+    runs,
 )
 from hear_dual.parity import agreement, cosine_rows
 from hear_dual.spec import Spec
@@ -307,6 +308,50 @@ def test_padding_in_a_batch_does_not_change_a_clip(torch_embedder):
     assert agreement(alone_s, batch_s, SPEC.tolerance, SPEC.min_cosine).passed
     (long_alone_e, _, _), = torch_embedder.embed([longer[1]])
     assert agreement(long_alone_e, batched[2][0], SPEC.tolerance, SPEC.min_cosine).passed
+
+
+def test_runs_of_equal_keys():
+    assert runs([]) == []
+    assert runs([5]) == [slice(0, 1)]
+    assert runs([1, 1, 2, 1, 1, 1]) == [slice(0, 2), slice(2, 3), slice(3, 6)]
+
+
+# Clips out of order, some sharing a length or only a number of timestamps, each its own noise: a scene taken from
+# another clip's rows, or a run cut at the wrong place, gives another clip's scene or a shape error.
+RUN_LENGTHS = (8000, 8000, 4000, 8000, 8001, 8800, 4000, 12000)
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf", "onnx"])
+def test_each_clip_gets_the_scene_of_its_own_rows(backend):
+    import importlib
+
+    import torch
+
+    module = importlib.import_module(f"hear_dual.{backend}_impl")
+    embedder = Embedder(backend)
+    clips = [_noise(n / SR, SR, seed).astype(np.float32) for seed, n in enumerate(RUN_LENGTHS)]
+    outputs = embedder.embed(clips)
+    for clip, (embeddings, timestamps, scene) in zip(clips, outputs):
+        assert embeddings.shape == (num_timestamps(SPEC, len(clip)), SPEC.timestamp_embedding_size)
+        np.testing.assert_array_equal(timestamps, timestamps_ms(SPEC, len(clip)))
+        rows = torch.from_numpy(embeddings[None]) if backend == "torch" else embeddings[None]
+        pooled = np.asarray(module.pool_scene(rows, SPEC.scene_pooling))[0]      # the per-clip call it replaced
+        np.testing.assert_array_equal(scene, pooled)
+        alone = np.asarray(module.get_scene_embeddings(clip[None], embedder.model))[0]
+        assert agreement(alone, scene, SPEC.tolerance, SPEC.min_cosine).passed
+
+
+def test_a_scene_pass_of_its_own_runs_per_clip_length():
+    """crepe-tiny's scene has a hop of its own (a second pass, SPEC section 6): clips of one length share a call,
+    and each gets the scene of its own audio."""
+    embedder = Embedder("onnx", "crepe-tiny")
+    import hear_dual.onnx_impl as module
+
+    assert not embedder.spec.scene_from_timestamps
+    clips = [_noise(n / SR, SR, seed).astype(np.float32) for seed, n in enumerate(RUN_LENGTHS)]
+    for clip, (_, _, scene) in zip(clips, embedder.embed(clips)):
+        alone = module.get_scene_embeddings(clip[None], embedder.model)[0]
+        assert agreement(alone, scene, embedder.spec.tolerance, embedder.spec.min_cosine).passed
 
 
 def test_batched_files_equal_files_embedded_alone(tmp_path):
