@@ -305,7 +305,7 @@ class Conv2d(Conv1d):
             return matmul_rows(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
         taps = [x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf]
                 for p in range(kt) for q in range(kf)]
-        # Each tap's rows as a matrix (matmul_rows), the sum shaped back once.
+        # Each tap's rows as one matrix (a 4-D slice would make a BatchMatMul: matmul_rows), the sum shaped back once.
         y = sum_of_taps([tf.reshape(rows, [-1, channels]) for rows in taps],
                         [self.kernel[p, q] for p in range(kt) for q in range(kf)])
         return tf.reshape(y, [tf.shape(x)[0], n_t, n_f, out]) + self.bias
