@@ -303,12 +303,23 @@ class Conv2d(Conv1d):
                          + sf * tf.range(n_f)[None, :, None])                          # (n_t, n_f, kt)
                 taps = tf.reshape(tf.gather(frames, index, axis=1), [tf.shape(x)[0], n_t, n_f, kt * kf])
             return matmul_rows(taps, tf.reshape(self.kernel, [kt * kf, out])) + self.bias
-        taps = [x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf]
-                for p in range(kt) for q in range(kf)]
-        # Each tap's rows as one matrix (a 4-D slice would make a BatchMatMul: matmul_rows), the sum shaped back once.
-        y = sum_of_taps([tf.reshape(rows, [-1, channels]) for rows in taps],
-                        [self.kernel[p, q] for p in range(kt) for q in range(kf)])
-        return tf.reshape(y, [tf.shape(x)[0], n_t, n_f, out]) + self.bias
+        kernels = [self.kernel[p, q] for p in range(kt) for q in range(kf)]
+        if (st, sf) != (1, 1):
+            taps = [x[:, p : p + st * (n_t - 1) + 1 : st, q : q + sf * (n_f - 1) + 1 : sf]
+                    for p in range(kt) for q in range(kf)]
+            # Each tap's rows as one matrix (a 4-D slice would make a BatchMatMul: matmul_rows), the sum shaped back.
+            y = sum_of_taps([tf.reshape(rows, [-1, channels]) for rows in taps], kernels)
+            return tf.reshape(y, [tf.shape(x)[0], n_t, n_f, out]) + self.bias
+        # Stride 1, as torch_impl's tap_sum: with (batch, time, freq, channels) flattened to rows, tap (p, q) of every
+        # output (b, t, f) reads one block of rows shifted by p * width + q, a slice TF shares where a 4-D slice per
+        # tap was a copy (VGG 1 x 10 s 1.09x). The outputs run over whole rows and maps (those past n_t or n_f wrap
+        # around and are dropped): the same sums, in the same order.
+        batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        rows = tf.reshape(x, [-1, channels])
+        n_rows = ((batch - 1) * height + n_t - 1) * width + n_f
+        y = sum_of_taps([rows[p * width + q :][:n_rows] for p in range(kt) for q in range(kf)], kernels)
+        y = tf.pad(y, [[0, batch * height * width - n_rows], [0, 0]])
+        return tf.reshape(y, [batch, height, width, out])[:, :n_t, :n_f] + self.bias
 
 
 class Dense(tf.Module):
