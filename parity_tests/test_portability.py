@@ -13,6 +13,7 @@ from hear_dual.portability import (
     PERSONALITIES,
     SHIPPED,
     check_here,
+    format_doctor,
     matrix_table,
     numpy_dispatch,
     pair_inputs,
@@ -37,6 +38,16 @@ def test_personality_passes(matrix, index):
     for entry in report["checkpoints"].values():
         assert set(entry["golden"]) == {"torch", "tf", "onnx"}
         assert "speech" in entry["torch_vs_tf"]["inputs"] or entry["torch_vs_tf"]["speech_max_rel_diff"] is None
+
+
+@pytest.mark.slow
+def test_the_native_report_reads_as_the_doctor_prints_it(matrix):
+    """`hear-dual doctor` on this machine is the native personality's check; its pair lines, formatted."""
+    out = format_doctor(matrix[list(PERSONALITIES).index("native")])
+    for name in SHIPPED:
+        assert f"\n{name} " in out
+    assert out.count("torch vs tf: ") == len(SHIPPED) and "conv1d rounding against float64: " in out
+    assert out.rstrip().splitlines()[-1].startswith("PASS")
 
 
 @pytest.mark.slow
@@ -75,7 +86,7 @@ def test_personalities_keep_their_order_and_single_threaded_ones_run_beside_the_
 
     running, overlapped, lock = set(), set(), threading.Lock()
 
-    def fake(name, checkpoints):
+    def fake(name, checkpoints, platform_only=False):
         with lock:
             overlapped.update((name, other) for other in running)
             running.add(name)
@@ -92,6 +103,43 @@ def test_personalities_keep_their_order_and_single_threaded_ones_run_beside_the_
     assert sorted(finished) == sorted(names) and finished[0] == "native-1t-tfeigen"
     assert ("native-1t-tfeigen", "native") in overlapped
     assert ("avx2", "native") not in overlapped and ("native", "avx2") not in overlapped
+
+
+def fake_platform(active, capability, isa, onednn="1"):
+    return {"numpy_dispatch": {"active": active}, "torch": {"cpu_capability": capability, "threads": 2},
+            "onednn_isa": isa, "tensorflow": {"onednn_opts": onednn}}
+
+
+@pytest.mark.parametrize("has_avx512, same", [(False, True), (False, False), (True, True)])
+def test_avx2_reuses_native_checks_only_where_it_dispatches_the_same(monkeypatch, has_avx512, same):
+    """On a CPU without AVX-512 the 'avx2' caps take nothing away: its child reports its platform, and where every
+    kernel choice equals native's, native's checks stand for it (said in its notes); else it runs its own."""
+    import hear_dual.portability as portability
+
+    calls = []
+    avx2_isa = "Intel AVX2" if same else "Intel AVX2 (another)"
+
+    def fake(name, checkpoints, platform_only=False):
+        calls.append((name, platform_only))
+        isa = "Intel AVX2" if name == "native" else avx2_isa
+        report = {"personality": name, "platform": fake_platform(["X86_V3"], "AVX2", isa)}
+        return report if platform_only else report | {"passed": True, "problems": [], "checkpoints": {name: 1}}
+
+    monkeypatch.setattr(portability, "run_personality", fake)
+    monkeypatch.setattr(portability, "numpy_dispatch", lambda: {"cpu_has_avx512f": has_avx512})
+    native, avx2 = run_personalities(["native", "avx2"], ("base",))
+    if has_avx512 or not same:
+        assert calls[-1] == ("avx2", False) and avx2["checkpoints"] == {"avx2": 1}
+        assert not [n for n in avx2["notes"] if "not run twice" in n]
+    else:
+        assert calls == [("native", False), ("avx2", True)]
+        assert avx2["checkpoints"] == native["checkpoints"] and avx2["passed"]
+        assert avx2["platform"]["onednn_isa"] == avx2_isa           # its own facts, not native's
+        assert any("not run twice: the checks of 'native'" in n for n in avx2["notes"])
+    # before its twin in the lane, or without it, a personality runs its own checks
+    calls.clear()
+    run_personalities(["avx2", "native"], ("base",))
+    assert ("avx2", False) in calls
 
 
 def test_personality_environment_is_explicit():
