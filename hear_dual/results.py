@@ -74,15 +74,22 @@ def environment(command: str | None = None) -> dict:
             "commit": source_commit()}
 
 
-def source_commit() -> str | None:
+def source_commit(root: Path | None = None) -> str | None:
     """The git commit of the code that measured (short hash, "+" when the working tree had changes), or None
-    outside a git checkout: a results file older than the code it describes shows it."""
-    root = Path(__file__).resolve().parent.parent
+    outside a git checkout: a results file older than the code it describes shows it. root: the folder above the
+    package (default: this one's); only a checkout whose top is that folder counts. An installed package lies in
+    site-packages, and git, asked there, answers for whatever checkout holds the environment (a venv inside a
+    clone of anything)."""
+    root = (root or Path(__file__).resolve().parent.parent).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        top = git("rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != root:
+            return None
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.TimeoutExpired):
         return None
     if head.returncode != 0:
