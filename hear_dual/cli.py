@@ -146,12 +146,11 @@ def cmd_parity(args) -> int:
 
 def cmd_doctor(args) -> int:
     """This machine: platform facts, then every shipped checkpoint in every installed backend against golden."""
-    from hear_dual.portability import check_here, count_cases, format_doctor
+    from hear_dual.portability import check_here, format_doctor
 
     report = check_here(weights=args.weights, parity=not args.no_parity)
     if args.json:
         for entry in report["checkpoints"].values():
-            entry["cases"] = count_cases(entry)
             entry.pop("rows")
         print(json.dumps(report, indent=1))
     else:

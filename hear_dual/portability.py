@@ -253,7 +253,7 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
         except (CheckpointError, FileNotFoundError, ValueError, ImportError) as e:
             report["problems"].append(f"{name}: no checkpoint to check: {e}")
             continue
-        entry = report["checkpoints"][name] = {"path": path, "golden": {}, "rows": []}
+        entry = report["checkpoints"][name] = {"path": path, "golden": {}, "rows": [], "cases": 0}
         models = {}
         for backend in backends:
             try:
@@ -276,6 +276,7 @@ def check_here(checkpoints=SHIPPED, backends=None, threads: int | None = None, p
                            for b, (m, model) in models.items()}
         for backend, rows in rows_by_backend.items():
             entry["rows"] += [r | {"backend": backend} for r in rows]
+            entry["cases"] = len({r["case"] for r in entry["rows"]})     # kept where a report drops its rows
             entry["golden"][backend] = max((r.get("max_rel_diff", float("inf")) for r in rows), default=None)
             if not rows:
                 report["problems"].append(f"{name}: nothing was checked in {backend}: the golden inputs are "
@@ -473,10 +474,6 @@ def matrix_table(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def count_cases(entry: dict) -> int:
-    return len({r["case"] for r in entry["rows"]})
-
-
 def format_doctor(report: dict) -> str:
     p = report["platform"]
     lines = [f"hear-dual doctor: {p['cpu']} ({p['machine']}, {p['cpu_count']} CPUs), Python {p['python']}",
@@ -497,10 +494,9 @@ def format_doctor(report: dict) -> str:
     lines.append("")
     width = max((len(name) for name in report["checkpoints"]), default=0)
     for name, entry in report["checkpoints"].items():
-        cases = entry["cases"] if "cases" in entry else count_cases(entry)
         golden = ", ".join(f"{b} {v:.2e}" for b, v in entry["golden"].items() if v is not None)
-        lines.append(f"{name:<{width}} {cases:>2} cases x {len(entry['golden'])} backends, worst relative to float64: "
-                     f"{golden or 'nothing ran'}")
+        lines.append(f"{name:<{width}} {entry['cases']:>2} cases x {len(entry['golden'])} backends, worst relative to "
+                     f"float64: {golden or 'nothing ran'}")
         for name_pair, pair in entry.get("pairs", {}).items():
             lines.append(f"{'':<{width}} {name_pair}: {pair['max_rel_diff']:.2e} over {pair['cases']} comparisons")
     if "conv_rounding" in report:
@@ -530,7 +526,6 @@ def main(argv=None) -> int:
     threads = PERSONALITIES[args.inside][2]
     report = check_here(tuple(args.checkpoints.split(",")), threads=threads)
     for entry in report["checkpoints"].values():
-        entry["cases"] = count_cases(entry)
         entry.pop("rows")
     print(json.dumps(report))
     return 0 if report["passed"] else 1
